@@ -1,0 +1,1 @@
+"""A2A protocol support: wire shapes, errors, 0.3 translation, SSE framing."""
