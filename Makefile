@@ -29,6 +29,7 @@ bench: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python scripts/gen_schemas.py
+	$(BIN)/python scripts/gen_config_schema.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -50,7 +50,7 @@ class Verdict:
     """The value a guard returns.
 
     - ``allow``: continue unchanged.
-    - ``deny``: answer now with ``status`` (HTTP), ``code`` (A2A/JSON-RPC error code) and ``reason``.
+    - ``deny``: answer now with ``status`` (HTTP), ``code`` (A2A error code) and ``reason``.
     - ``mutate``: continue with ``payload`` in place of what the guard was shown.
     - ``escalate``: hold for a human decision (answered as a deny until approval exists).
     """
@@ -64,9 +64,7 @@ class Verdict:
     details: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
-    def deny(
-        status: int, code: int, reason: str, guard: str = "", **details: Any
-    ) -> Verdict:
+    def deny(status: int, code: int, reason: str, guard: str = "", **details: Any) -> Verdict:
         return Verdict(VerdictKind.DENY, status, code, reason, guard, None, details)
 
     @staticmethod

@@ -37,7 +37,11 @@ _REASONS: dict[int, tuple[str, str, int]] = {
     UNSUPPORTED_OPERATION: ("UNSUPPORTED_OPERATION", "UNIMPLEMENTED", 400),
     CONTENT_TYPE_NOT_SUPPORTED: ("CONTENT_TYPE_NOT_SUPPORTED", "INVALID_ARGUMENT", 415),
     INVALID_AGENT_RESPONSE: ("INVALID_AGENT_RESPONSE", "INTERNAL", 502),
-    EXTENDED_CARD_NOT_CONFIGURED: ("EXTENDED_AGENT_CARD_NOT_CONFIGURED", "FAILED_PRECONDITION", 400),
+    EXTENDED_CARD_NOT_CONFIGURED: (
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+        "FAILED_PRECONDITION",
+        400,
+    ),
     EXTENSION_SUPPORT_REQUIRED: ("EXTENSION_SUPPORT_REQUIRED", "FAILED_PRECONDITION", 400),
     VERSION_NOT_SUPPORTED: ("VERSION_NOT_SUPPORTED", "UNIMPLEMENTED", 400),
 }
@@ -62,9 +66,12 @@ ERROR_DOMAIN = "a2a-protocol.org"
 GATEWAY_DOMAIN = "maestro-gateway"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class A2AError(Exception):
-    """An error to answer the client with, in whichever binding it used."""
+    """An error to answer the client with, in whichever binding it used.
+
+    Not frozen: Python sets ``__traceback__`` on exceptions as they propagate.
+    """
 
     code: int
     message: str
@@ -72,6 +79,9 @@ class A2AError(Exception):
     reason: str = ""
     domain: str = GATEWAY_DOMAIN
     metadata: dict[str, str] | None = None
+
+    def __str__(self) -> str:
+        return self.message
 
     @property
     def status(self) -> int:

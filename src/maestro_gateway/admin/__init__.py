@@ -1,0 +1,1 @@
+"""The registry admin API (/admin/v1)."""

@@ -1,0 +1,166 @@
+"""Admin API under /admin/v1: the registry over HTTP (JSON). The CLI is built on it.
+
+Access: a bearer token when ``admin_token`` is configured, otherwise loopback callers only.
+The acting principal is recorded on every change (``X-Maestro-Actor``, default ``admin``) until
+OIDC identities replace it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from maestro_gateway.admin.openapi import OPENAPI
+from maestro_gateway.registry.cards import InvalidCard
+from maestro_gateway.registry.models import AgentState, RegistryError
+from maestro_gateway.registry.service import RegistryService
+from maestro_gateway.types import ASGIApp, Receive, Scope, Send
+
+MAX_BODY = 512 * 1024
+_ACTIONS = {
+    "activate": AgentState.ACTIVE,
+    "suspend": AgentState.SUSPENDED,
+    "retire": AgentState.RETIRED,
+}
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, default=str), status, media_type="application/json")
+
+
+def _problem(status: int, message: str) -> Response:
+    return _json({"error": {"code": status, "message": message}}, status)
+
+
+def _dump(obj: Any) -> Any:
+    data = asdict(obj)
+    for key, value in data.items():
+        if hasattr(value, "value"):
+            data[key] = value.value
+    return data
+
+
+class BadRequest(Exception):
+    """A malformed admin request; answered with 400."""
+
+
+def build_admin_app(registry: RegistryService) -> ASGIApp:
+    token = registry.cfg.admin_token
+
+    def authorized(request: Request) -> bool:
+        if token:
+            given = request.headers.get("authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        host = request.client.host if request.client else ""
+        return host in ("127.0.0.1", "::1", "localhost")
+
+    def actor(request: Request) -> str:
+        return request.headers.get("x-maestro-actor", "admin")[:128] or "admin"
+
+    async def body(request: Request) -> Any:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise BadRequest(f"request body larger than {MAX_BODY} bytes")
+        try:
+            return orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError:
+            raise BadRequest("request body is not JSON") from None
+
+    async def list_agents(request: Request) -> Response:
+        state = request.query_params.get("state")
+        try:
+            wanted = AgentState(state) if state else None
+        except ValueError:
+            return _problem(400, f"unknown state {state!r}")
+        agents = await registry.list_agents(wanted)
+        return _json({"agents": [_dump(a) for a in agents]})
+
+    async def register(request: Request) -> Response:
+        data = await body(request)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            return _problem(400, "body must be an object with 'id' and 'card_url' or 'card'")
+        version = await registry.register(
+            data["id"],
+            actor=actor(request),
+            card=data.get("card"),
+            card_url=data.get("card_url"),
+            upstream_url=data.get("upstream_url"),
+            tenant=data.get("tenant"),
+        )
+        return _json(_dump(version), 201)
+
+    async def get_agent(request: Request) -> Response:
+        agent_id = request.path_params["agent_id"]
+        record = await registry.get(agent_id)
+        if record is None:
+            return _problem(404, "agent not found")
+        versions = await registry.versions(agent_id)
+        return _json({**_dump(record), "versions": [_dump(v) for v in versions]})
+
+    async def events(request: Request) -> Response:
+        agent_id = request.path_params["agent_id"]
+        if await registry.get(agent_id) is None:
+            return _problem(404, "agent not found")
+        return _json({"events": [_dump(e) for e in await registry.events(agent_id)]})
+
+    async def change_state(request: Request) -> Response:
+        agent_id, action = request.path_params["agent_id"], request.path_params["action"]
+        if action not in _ACTIONS:
+            return _problem(404, f"unknown action {action!r}")
+        data = await body(request)
+        version = data.get("version") if isinstance(data, dict) else None
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            return _problem(400, "version must be an integer")
+        record = await registry.transition(
+            agent_id, _ACTIONS[action], actor=actor(request), version=version
+        )
+        return _json(_dump(record))
+
+    async def openapi(request: Request) -> Response:
+        return _json(OPENAPI)
+
+    routes = [
+        Route("/admin/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/admin/v1/agents", list_agents, methods=["GET"]),
+        Route("/admin/v1/agents", register, methods=["POST"]),
+        Route("/admin/v1/agents/{agent_id}", get_agent, methods=["GET"]),
+        Route("/admin/v1/agents/{agent_id}/events", events, methods=["GET"]),
+        Route("/admin/v1/agents/{agent_id}/{action}", change_state, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes)
+
+    app.add_exception_handler(BadRequest, _bad_request)
+    app.add_exception_handler(InvalidCard, _invalid_card)
+    app.add_exception_handler(RegistryError, _registry_error)
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        if scope["path"] != "/admin/v1/openapi.json" and not authorized(request):
+            response = _problem(401, "admin access requires the admin token (or loopback)")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="maestro-admin"'
+            return await response(scope, receive, send)
+        await app(scope, receive, send)
+
+    return guarded
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _problem(400, str(exc))
+
+
+async def _invalid_card(request: Request, exc: Exception) -> Response:
+    return _problem(422, f"invalid agent card: {exc}")
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "http_status", 0) or 409
+    return _problem(status, str(exc))

@@ -1,0 +1,223 @@
+"""The registry as the gateway uses it: store + card checks + the data path's directory.
+
+Every change goes through here, so the served cards and the directory are rebuilt after
+each one (the data path never reads the store).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from maestro_gateway.config import GatewayConfig
+from maestro_gateway.registry.cards import (
+    GatewaySigner,
+    InvalidCard,
+    card_endpoint,
+    rewrite_card_for_gateway,
+    validate_card,
+    verify_card_signatures,
+)
+from maestro_gateway.registry.models import AgentRecord, AgentState, AgentVersion, RegistryEvent
+from maestro_gateway.registry.routing import Directory, Target
+from maestro_gateway.registry.store import RegistryStore, open_store
+
+log = logging.getLogger("maestro_gateway.registry")
+
+WELL_KNOWN = "/.well-known/agent-card.json"
+
+
+class RegistryService:
+    def __init__(self, cfg: GatewayConfig, directory: Directory) -> None:
+        self.cfg = cfg
+        self.directory = directory
+        self._store: RegistryStore | None = None
+        self._signer: GatewaySigner | None = None
+        self._served: dict[str, dict[str, Any]] = {}
+        self._router_card: dict[str, Any] | None = None
+        self._trusted: dict[str, dict[str, Any]] = {}
+
+    @property
+    def store(self) -> RegistryStore:
+        if self._store is None:
+            raise RuntimeError("RegistryService.start() was not awaited")
+        return self._store
+
+    @property
+    def signer(self) -> GatewaySigner:
+        if self._signer is None:
+            raise RuntimeError("RegistryService.start() was not awaited")
+        return self._signer
+
+    async def start(self) -> None:
+        key = self.cfg.gateway_key
+        self._signer = GatewaySigner(key.path, alg=key.alg, kid=key.kid)
+        self._trusted = _trusted_keys(self.cfg)
+        self._store = open_store(self.cfg.registry.url)
+        await self._store.init()
+        await self.refresh()
+        await self._seed()
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    async def healthy(self) -> bool:
+        try:
+            await self.store.get("-healthcheck-")
+        except Exception:
+            return False
+        return True
+
+    async def _seed(self) -> None:
+        """Register (and activate) the agents listed in the configuration, once."""
+        for seed in self.cfg.agents:
+            if await self.store.get(seed.id) is not None:
+                continue
+            try:
+                await self.register(seed.id, card_url=seed.card_url, actor="config")
+                if seed.activate:
+                    await self.transition(seed.id, AgentState.ACTIVE, actor="config")
+            except (InvalidCard, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.error("seed agent not registered", extra={"agent": seed.id, "error": str(exc)})
+
+    async def refresh(self) -> None:
+        snapshot = await self.store.active_snapshot()
+        targets: dict[str, Target] = {}
+        served: dict[str, dict[str, Any]] = {}
+        for agent_id, version in snapshot.items():
+            skills = frozenset(
+                s["id"]
+                for s in version.card.get("skills") or []
+                if isinstance(s, dict) and "id" in s
+            )
+            targets[agent_id] = Target(
+                agent_id,
+                version.upstream_url,
+                version.protocol_version,
+                version.card,
+                skills,
+                version.version,
+            )
+            served[agent_id] = self.served_card(agent_id, version.card)
+        self.directory.replace(targets)
+        self._served = served
+        self._router_card = self.signer.sign(self.directory.router_card(self.cfg.public_url))
+
+    def served_card(self, agent_id: str, card: dict[str, Any]) -> dict[str, Any]:
+        """An agent's card as clients see it: URLs point at the gateway, signed by the gateway."""
+        return self.signer.sign(rewrite_card_for_gateway(card, self.cfg.public_url, agent_id))
+
+    def served_card_for(self, agent_id: str) -> dict[str, Any] | None:
+        return self._served.get(agent_id)
+
+    def router_card(self) -> dict[str, Any] | None:
+        return self._router_card
+
+    def public_jwks(self) -> dict[str, Any]:
+        return self.signer.public_jwks()
+
+    async def fetch_card(self, url: str) -> dict[str, Any]:
+        """GET an agent card (a base URL gets the well-known path), bounded in size and time."""
+        if WELL_KNOWN not in url and not url.endswith("/agent.json"):
+            url = url.rstrip("/") + WELL_KNOWN
+        limit = self.cfg.registry.max_card_bytes
+        timeout = aiohttp.ClientTimeout(total=self.cfg.registry.card_fetch_timeout_s)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, allow_redirects=False) as resp,
+        ):
+            if resp.status != 200:
+                raise InvalidCard(f"fetching {url}: HTTP {resp.status}")
+            raw = await resp.content.read(limit + 1)
+        if len(raw) > limit:
+            raise InvalidCard(f"card at {url} is larger than {limit} bytes")
+        try:
+            card = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise InvalidCard(f"card at {url} is not JSON") from None
+        if not isinstance(card, dict):
+            raise InvalidCard(f"card at {url} is not a JSON object")
+        return card
+
+    async def register(
+        self,
+        agent_id: str,
+        *,
+        actor: str,
+        card: Any = None,
+        card_url: str | None = None,
+        upstream_url: str | None = None,
+        tenant: str | None = None,
+        owner: str | None = None,
+    ) -> AgentVersion:
+        """Validate, verify and store a new version of an agent's card (state: pending)."""
+        if card is None:
+            if not card_url:
+                raise InvalidCard("give a card or a card URL")
+            card = await self.fetch_card(card_url)
+        checked = validate_card(card, max_bytes=self.cfg.registry.max_card_bytes)
+        signed, kid = False, None
+        if checked.get("signatures"):
+            kid = verify_card_signatures(checked, self._trusted)
+            signed = True
+        elif self.cfg.registry.require_signed_cards:
+            raise InvalidCard("card is not signed, and this registry requires signed cards")
+        url, protocol_version = card_endpoint(checked)
+        version = await self.store.register(
+            agent_id,
+            checked,
+            actor=actor,
+            source_url=card_url,
+            tenant=tenant,
+            owner=owner or actor,
+            upstream_url=upstream_url or url,
+            protocol_version=protocol_version,
+            signed=signed,
+            signature_kid=kid,
+        )
+        log.info(
+            "agent registered",
+            extra={"agent": agent_id, "version": version.version, "actor": actor},
+        )
+        await self.refresh()
+        return version
+
+    async def transition(
+        self, agent_id: str, state: AgentState, *, actor: str, version: int | None = None
+    ) -> AgentRecord:
+        record = await self.store.transition(agent_id, version, state, actor=actor)
+        log.info(
+            "agent state changed", extra={"agent": agent_id, "state": state.value, "actor": actor}
+        )
+        await self.refresh()
+        return record
+
+    async def list_agents(self, state: AgentState | None = None) -> list[AgentRecord]:
+        return await self.store.list_agents(state)
+
+    async def get(self, agent_id: str) -> AgentRecord | None:
+        return await self.store.get(agent_id)
+
+    async def versions(self, agent_id: str) -> list[AgentVersion]:
+        return await self.store.versions(agent_id)
+
+    async def events(self, agent_id: str) -> list[RegistryEvent]:
+        return await self.store.events(agent_id)
+
+
+def _trusted_keys(cfg: GatewayConfig) -> dict[str, dict[str, Any]]:
+    keys: dict[str, dict[str, Any]] = {}
+    for trusted in cfg.registry.trusted_keys:
+        jwk = trusted.jwk
+        if jwk is None and trusted.jwk_file:
+            jwk = json.loads(Path(trusted.jwk_file).read_text(encoding="utf-8"))
+        if jwk is not None:
+            keys[trusted.kid] = jwk
+    return keys

@@ -1,0 +1,105 @@
+"""The registry in one SQLite file (WAL), through aiosqlite.
+
+One connection serves the process; an asyncio lock serialises operations on it, so no task sees
+another's uncommitted writes. Writes run in ``BEGIN IMMEDIATE`` transactions, which also
+serialise against other processes using the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from maestro_gateway.registry._sql import SqlRegistryStore, Tx, schema
+
+__all__ = ["SqliteRegistryStore"]
+
+
+class SqliteRegistryStore(SqlRegistryStore):
+    """``path`` is a file (created, with its directory, if missing) or ``:memory:``."""
+
+    def __init__(self, path: str, *, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(clock=clock)
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def init(self) -> None:
+        """Open the file and create the schema if needed (idempotent)."""
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        for pragma in ("foreign_keys = ON", "busy_timeout = 5000", "journal_mode = WAL"):
+            await db.execute(f"PRAGMA {pragma}")
+        self._db = db
+        async with self._write("") as tx:
+            for statement in schema("TEXT", "INTEGER"):
+                await tx.run(statement)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def __aenter__(self) -> SqliteRegistryStore:
+        await self.init()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("registry store is not open; call init() first")
+        return self._db
+
+    @asynccontextmanager
+    async def _write(self, agent_id: str) -> AsyncIterator[Tx]:
+        async with self._lock:
+            db = self._conn()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(db)
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Tx]:
+        async with self._lock:
+            yield _SqliteTx(self._conn())
+
+
+class _SqliteTx:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        async with self._db.execute(sql, _adapt(args)) as cursor:
+            row = await cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    async def all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with self._db.execute(sql, _adapt(args)) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def run(self, sql: str, *args: Any) -> None:
+        await self._db.execute(sql, _adapt(args))
+
+
+def _adapt(args: Iterable[Any]) -> tuple[Any, ...]:
+    """Timestamps as ISO-8601 text, booleans as 0/1 (SQLite has neither type)."""
+    return tuple(
+        a.isoformat() if isinstance(a, datetime) else int(a) if isinstance(a, bool) else a
+        for a in args
+    )

@@ -1,0 +1,89 @@
+"""Shared fixtures: real demo agents and a real gateway, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest_asyncio
+
+from maestro_gateway.app import Gateway, create_app
+from maestro_gateway.config import parse_config
+from maestro_gateway.demo.servers import AgentServers, AgentSpec, serve_agents, serve_apps
+
+TIMEOUT = 20.0
+AGENT_SPECS = [
+    AgentSpec("echo"),
+    AgentSpec("writer"),
+    AgentSpec("worker"),
+    AgentSpec("echo", protocol="0.3", name="echo-v03"),
+    AgentSpec("worker", protocol="0.3", name="worker-v03"),
+]
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: Gateway
+    servers: AgentServers
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.servers.close(), TIMEOUT)
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+def _mkdir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+
+
+async def start_gateway(
+    state: Path, agent_urls: dict[str, str], port: int = 0, **overrides: Any
+) -> RunningGateway:
+    """Run a gateway on loopback with the given agents seeded and active."""
+    holder: dict[str, Gateway] = {}
+
+    def factory(base_url: str) -> Gateway:
+        raw: dict[str, Any] = {
+            "public_url": base_url,
+            "registry": {"url": f"sqlite:///{state}/registry.db"},
+            "gateway_key": {"path": str(state / "gateway-key.pem")},
+            "agents": [
+                {"id": name, "card_url": url, "activate": True} for name, url in agent_urls.items()
+            ],
+            "routing": [{"pattern": r"\breport\b", "skill": "write-report"}],
+        }
+        holder["app"] = create_app(parse_config(_merge(raw, overrides)))
+        return holder["app"]
+
+    _mkdir(state)
+    servers = await asyncio.wait_for(serve_apps([("gateway", factory, port)]), TIMEOUT)
+    return RunningGateway(servers.urls["gateway"], holder["app"], servers)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def demo_agents() -> AsyncIterator[AgentServers]:
+    servers = await asyncio.wait_for(serve_agents(AGENT_SPECS, long_job_seconds=30), TIMEOUT)
+    try:
+        yield servers
+    finally:
+        await asyncio.wait_for(servers.close(), TIMEOUT)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gateway(
+    demo_agents: AgentServers, tmp_path_factory: Any
+) -> AsyncIterator[RunningGateway]:
+    running = await start_gateway(tmp_path_factory.mktemp("gw"), demo_agents.urls)
+    try:
+        yield running
+    finally:
+        await running.close()
