@@ -15,6 +15,8 @@ OAuth2 scheme keeps one flow (the last, as the SDK); card `stateTransitionHistor
 may read as unlimited to a 0.3 agent; card interfaces of other versions, interface `tenant`,
 deviceCode flows and `pkceRequired` are dropped. Timestamps and base64 are not re-encoded
 (except URL-safe/unpadded 1.0 `raw`, normalised for 0.3), unlike the SDK's protobuf round trip.
+Card `signatures` are copied as the SDK does, but cannot verify over the translated card: the
+gateway must re-sign a card it translates.
 """
 
 from __future__ import annotations
@@ -114,10 +116,10 @@ def _rename(required: dict[str, str], optional: dict[str, str], meta: bool = Fal
     return convert
 
 
-def _card_params(value: Any, to_10: bool) -> Obj | None:
+def _card_params(value: Any, to_10: bool) -> Obj:
     if value is not None and not isinstance(value, dict):
         raise Malformed("params must be an object")
-    return {} if to_10 else None  # the 0.3 request has no params: send none
+    return {}  # 0.3 defines no params here; {} keeps the request valid JSON-RPC either way
 
 
 _TASK_ID = {"id": "taskId"}
@@ -158,7 +160,7 @@ def request_to_10(method_03: str, params: Any) -> tuple[str, Any]:
 
 
 def request_to_03(method_10: str, params: Any) -> tuple[str, Any]:
-    """Translate a 1.0 JSON-RPC request's (method, params) into 0.3's; None params: send none."""
+    """Translate a 1.0 JSON-RPC request's (method, params) into 0.3's."""
     method_03, convert = _lookup(_REQUESTS_10, method_10, "0.3")
     return method_03, _guard(INVALID_PARAMS, convert, params, False)
 

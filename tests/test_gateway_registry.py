@@ -1,0 +1,181 @@
+"""The registry through the gateway: admin API, CLI, lifecycle, restarts, bad cards."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from maestro_gateway.cli import main
+from maestro_gateway.demo.servers import AgentServers
+from tests.conftest import TIMEOUT, start_gateway
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=TIMEOUT)
+SEND = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "SendMessage",
+    "params": {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+}
+
+
+async def call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http,
+        http.request(method, url, json=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.json(content_type=None)
+
+
+async def send(gateway_url: str, agent: str) -> tuple[int, Any]:
+    return await call("POST", f"{gateway_url}/agents/{agent}", SEND, {"A2A-Version": "1.0"})
+
+
+async def test_lifecycle_controls_traffic(demo_agents: AgentServers, tmp_path: Path) -> None:
+    """Only active agents get traffic; pending, suspended and retired look like missing ones."""
+    gw = await start_gateway(tmp_path, {})
+    admin = f"{gw.url}/admin/v1/agents"
+    try:
+        missing = await send(gw.url, "never-registered")
+        status, version = await call(
+            "POST",
+            admin,
+            {"id": "echo", "card_url": demo_agents.urls["echo"]},
+            {"X-Maestro-Actor": "alice"},
+        )
+        assert status == 201, version
+        assert (version["state"], version["created_by"]) == ("pending", "alice")
+        assert await send(gw.url, "echo") == missing  # pending: indistinguishable
+        status, record = await call(
+            "POST", f"{admin}/echo/activate", {}, {"X-Maestro-Actor": "bob"}
+        )
+        assert (status, record["state"]) == (200, "active")
+        status, reply = await send(gw.url, "echo")
+        assert reply["result"]["message"]["parts"][0]["text"] == "echo: hi"
+        assert (await call("POST", f"{admin}/echo/suspend", {}))[1]["state"] == "suspended"
+        assert await send(gw.url, "echo") == missing
+        card_status, _ = await call("GET", f"{gw.url}/agents/echo/.well-known/agent-card.json")
+        assert card_status == 404
+        assert (await call("POST", f"{admin}/echo/activate", {}))[1]["state"] == "active"
+        assert (await call("POST", f"{admin}/echo/retire", {}))[1]["state"] == "retired"
+        assert await send(gw.url, "echo") == missing
+        status, _ = await call("POST", f"{admin}/echo/activate", {})
+        assert status == 409
+        status, events = await call("GET", f"{admin}/echo/events")
+        actors = [(e["action"], e["actor"]) for e in events["events"]]
+        assert actors[:2] == [("register", "alice"), ("activate", "bob")]
+    finally:
+        await gw.close()
+
+
+async def test_registry_survives_restart(demo_agents: AgentServers, tmp_path: Path) -> None:
+    """An agent registered and activated before a restart is still served after it."""
+    gw = await start_gateway(tmp_path, {})
+    admin = f"{gw.url}/admin/v1/agents"
+    try:
+        await call("POST", admin, {"id": "writer", "card_url": demo_agents.urls["writer"]})
+        await call("POST", f"{admin}/writer/activate", {})
+        port = int(gw.url.rsplit(":", 1)[1])
+    finally:
+        await gw.close()
+    again = await start_gateway(tmp_path, {}, port=port)
+    try:
+        status, agents = await call("GET", f"{again.url}/admin/v1/agents")
+        assert [(a["agent_id"], a["state"]) for a in agents["agents"]] == [("writer", "active")]
+        status, card = await call("GET", f"{again.url}/agents/writer/.well-known/agent-card.json")
+        assert status == 200
+        assert card["name"]
+    finally:
+        await again.close()
+
+
+BAD_CARDS = [
+    ("not an object", [1, 2, 3]),
+    ("missing fields", {"name": "x"}),
+    ("wrong type", {"name": 5, "description": "d", "version": "1", "supportedInterfaces": []}),
+    ("too large", {"name": "x" * 400_000}),
+]
+
+
+@pytest.mark.parametrize(("label", "card"), BAD_CARDS, ids=[b[0] for b in BAD_CARDS])
+async def test_bad_card_is_refused_and_changes_nothing(
+    demo_agents: AgentServers, tmp_path: Path, label: str, card: Any
+) -> None:
+    """A malformed or oversized card is refused with a clear error and nothing is stored."""
+    gw = await start_gateway(tmp_path, {"echo": demo_agents.urls["echo"]})
+    admin = f"{gw.url}/admin/v1/agents"
+    try:
+        before = await call("GET", f"{admin}/echo")
+        status, problem = await call("POST", admin, {"id": "echo", "card": card})
+        assert status in (400, 422), problem
+        assert problem["error"]["message"]
+        assert await call("GET", f"{admin}/echo") == before
+        status, _ = await call("POST", admin, {"id": "fresh", "card": card})
+        assert (await call("GET", f"{admin}/fresh"))[0] == 404
+    finally:
+        await gw.close()
+
+
+async def test_unsigned_card_refused_when_signatures_required(
+    demo_agents: AgentServers, tmp_path: Path
+) -> None:
+    """With require_signed_cards, an unsigned card is refused."""
+    gw = await start_gateway(tmp_path, {}, registry={"require_signed_cards": True})
+    try:
+        status, problem = await call(
+            "POST",
+            f"{gw.url}/admin/v1/agents",
+            {"id": "echo", "card_url": demo_agents.urls["echo"]},
+        )
+        assert status == 422
+        assert "signed" in problem["error"]["message"]
+    finally:
+        await gw.close()
+
+
+async def test_admin_token_is_enforced(tmp_path: Path) -> None:
+    """With an admin token configured, the admin API refuses callers without it."""
+    gw = await start_gateway(tmp_path, {}, admin_token="s3cret-token")
+    try:
+        status, _ = await call("GET", f"{gw.url}/admin/v1/agents")
+        assert status == 401
+        ok, _ = await call(
+            "GET", f"{gw.url}/admin/v1/agents", headers={"Authorization": "Bearer s3cret-token"}
+        )
+        assert ok == 200
+        spec, doc = await call("GET", f"{gw.url}/admin/v1/openapi.json")
+        assert spec == 200
+        assert doc["openapi"].startswith("3.")
+    finally:
+        await gw.close()
+
+
+async def test_cli_manages_agents(
+    demo_agents: AgentServers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`maestro-gateway agents register|activate|list|suspend` drive the admin API."""
+    gw = await start_gateway(tmp_path, {})
+    base = ["agents", "--gateway", gw.url]
+    try:
+
+        def run(*args: str) -> str:
+            assert main([*base, *args]) == 0
+            return capsys.readouterr().out
+
+        out = await asyncio.to_thread(
+            run, "register", "echo", "--card-url", demo_agents.urls["echo"]
+        )
+        assert "registered echo version 1 (state pending)" in out
+        out = await asyncio.to_thread(run, "activate", "echo")
+        assert "echo: active" in out
+        out = await asyncio.to_thread(run, "list")
+        assert out.split()[:2] == ["echo", "active"]
+        out = await asyncio.to_thread(run, "suspend", "echo")
+        assert "suspended" in out
+    finally:
+        await gw.close()
