@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from maestro_gateway.cli import main
 from maestro_gateway.demo.servers import AgentServers
 from tests.conftest import TIMEOUT, start_gateway
 
+PG = "postgresql://postgres@127.0.0.1:5432/test"
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=TIMEOUT)
 SEND = {
     "jsonrpc": "2.0",
@@ -73,9 +77,25 @@ async def test_lifecycle_controls_traffic(demo_agents: AgentServers, tmp_path: P
         await gw.close()
 
 
-async def test_registry_survives_restart(demo_agents: AgentServers, tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/registry.db"
+        return
+    schema = f"gw_{uuid.uuid4().hex[:12]}"
+    yield f"{PG}?schema={schema}"
+    conn = await asyncpg.connect(PG)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def test_registry_survives_restart(
+    demo_agents: AgentServers, tmp_path: Path, registry_url: str
+) -> None:
     """An agent registered and activated before a restart is still served after it."""
-    gw = await start_gateway(tmp_path, {})
+    gw = await start_gateway(tmp_path, {}, registry={"url": registry_url})
     admin = f"{gw.url}/admin/v1/agents"
     try:
         await call("POST", admin, {"id": "writer", "card_url": demo_agents.urls["writer"]})
@@ -83,7 +103,7 @@ async def test_registry_survives_restart(demo_agents: AgentServers, tmp_path: Pa
         port = int(gw.url.rsplit(":", 1)[1])
     finally:
         await gw.close()
-    again = await start_gateway(tmp_path, {}, port=port)
+    again = await start_gateway(tmp_path, {}, port=port, registry={"url": registry_url})
     try:
         status, agents = await call("GET", f"{again.url}/admin/v1/agents")
         assert [(a["agent_id"], a["state"]) for a in agents["agents"]] == [("writer", "active")]

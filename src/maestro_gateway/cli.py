@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the gateway with three demo agents (state in .demo/)")
     p.add_argument("--state-dir", default=".demo")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--agent-port-base", type=int, default=9101, help="echo, writer, worker ports")
     p = sub.add_parser("agents", help="manage the agent registry through the admin API")
     p.add_argument(
         "--gateway", default=os.environ.get("MAESTRO_GATEWAY_URL", "http://127.0.0.1:8080")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         from maestro_gateway.demo.run import run_demo
 
-        return run_demo(args.state_dir, args.port)
+        return run_demo(args.state_dir, args.port, args.agent_port_base)
     return _agents(args)
 
 

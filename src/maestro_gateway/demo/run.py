@@ -17,7 +17,8 @@ from maestro_gateway.config import GatewayConfig, parse_config
 from maestro_gateway.demo.servers import AgentSpec, serve_agents, serve_apps
 from maestro_gateway.observability import setup_logging
 
-AGENT_PORTS = {"echo": 9101, "writer": 9102, "worker": 9103}
+AGENT_KINDS = ("echo", "writer", "worker")
+AGENT_PORT_BASE = 9101
 
 
 def demo_config(state_dir: Path, port: int, agent_urls: dict[str, str]) -> dict[str, object]:
@@ -36,7 +37,25 @@ def demo_config(state_dir: Path, port: int, agent_urls: dict[str, str]) -> dict[
     }
 
 
-def instructions(base: str) -> str:
+def sdk_snippet(base: str) -> str:
+    """A complete a2a-sdk client program for the echo agent behind the gateway."""
+    return f"""import asyncio
+from a2a.client import ClientConfig, create_client
+from a2a.helpers.proto_helpers import new_text_message
+from a2a.types.a2a_pb2 import Role, SendMessageRequest
+
+async def main():
+    client = await create_client("{base}/agents/echo", ClientConfig(streaming=False))
+    async with client:
+        request = SendMessageRequest(message=new_text_message("hello", role=Role.ROLE_USER))
+        async for event in client.send_message(request):
+            print(event)
+
+asyncio.run(main())
+"""
+
+
+def instructions(base: str, state_dir: str = ".demo") -> str:
     return f"""
 Maestro Gateway demo is running at {base}
   agents: echo (plain replies), writer (streaming), worker (long task / input-required)
@@ -53,18 +72,8 @@ Streaming (SSE):
     -d '{{"jsonrpc":"2.0","id":2,"method":"SendStreamingMessage","params":{{"message":{{"messageId":"m2","role":"ROLE_USER","parts":[{{"text":"quarterly report"}}]}}}}}}'
 
 With the a2a-sdk client (Python):
-  import asyncio, httpx
-  from a2a.client import ClientConfig, ClientFactory
-  from a2a.helpers.proto_helpers import new_text_message  # or build a Message yourself
-  async def main():
-      async with httpx.AsyncClient() as http:
-          client = await ClientFactory.connect("{base}/agents/echo",
-                                               client_config=ClientConfig(httpx_client=http))
-          async for event in client.send_message(new_text_message("hello")):
-              print(event)
-  asyncio.run(main())
-
-State lives in .demo/ (rm -rf .demo to reset). Press Ctrl-C to stop.
+{sdk_snippet(base)}
+State lives in {state_dir}/ (rm -rf {state_dir} to reset). Press Ctrl-C to stop.
 """
 
 
@@ -73,8 +82,8 @@ def _write_config(state_dir: Path, raw: dict[str, object]) -> None:
     (state_dir / "gateway.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-async def _run(state_dir: Path, port: int) -> None:
-    specs = [AgentSpec(kind, port=p) for kind, p in AGENT_PORTS.items()]
+async def _run(state_dir: Path, port: int, agent_port_base: int) -> None:
+    specs = [AgentSpec(kind, port=agent_port_base + i) for i, kind in enumerate(AGENT_KINDS)]
     agents = await serve_agents(specs)
     try:
         raw = demo_config(state_dir, port, agents.urls)
@@ -85,7 +94,7 @@ async def _run(state_dir: Path, port: int) -> None:
 
         gateway = create_app(cfg)
         servers = await serve_apps([("gateway", lambda _url: gateway, port)])
-        print(instructions(servers.urls["gateway"]), flush=True)
+        print(instructions(servers.urls["gateway"], str(state_dir)), flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,6 +108,8 @@ async def _run(state_dir: Path, port: int) -> None:
         await agents.close()
 
 
-def run_demo(state_dir: str = ".demo", port: int = 8080) -> int:
-    asyncio.run(_run(Path(state_dir), port))
+def run_demo(
+    state_dir: str = ".demo", port: int = 8080, agent_port_base: int = AGENT_PORT_BASE
+) -> int:
+    asyncio.run(_run(Path(state_dir), port, agent_port_base))
     return 0
