@@ -199,3 +199,18 @@ async def test_cli_manages_agents(
         assert "suspended" in out
     finally:
         await gw.close()
+
+
+async def test_router_id_is_reserved(demo_agents: AgentServers, tmp_path: Path) -> None:
+    """No agent can be registered as `router`, which would hide the skill router."""
+    gw = await start_gateway(tmp_path, {})
+    try:
+        status, problem = await call(
+            "POST",
+            f"{gw.url}/admin/v1/agents",
+            {"id": "router", "card_url": demo_agents.urls["echo"]},
+        )
+        assert status == 400
+        assert "reserved" in problem["error"]["message"]
+    finally:
+        await gw.close()

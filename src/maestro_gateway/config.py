@@ -113,7 +113,7 @@ class RouteRule(_Model):
 class SeedAgent(_Model):
     """An agent registered (and optionally activated) at start-up."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     card_url: str
     activate: bool = True
     expected_spiffe_id: str | None = None

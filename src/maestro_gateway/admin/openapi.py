@@ -50,7 +50,7 @@ OPENAPI: dict[str, Any] = {
                 "type": "object",
                 "required": ["id"],
                 "properties": {
-                    "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+                    "id": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
                     "card_url": {"type": "string", "format": "uri"},
                     "card": {"type": "object", "description": "An A2A Agent Card"},
                     "upstream_url": {"type": "string", "format": "uri"},

@@ -23,8 +23,14 @@ from maestro_gateway.registry.cards import (
     validate_card,
     verify_card_signatures,
 )
-from maestro_gateway.registry.models import AgentRecord, AgentState, AgentVersion, RegistryEvent
-from maestro_gateway.registry.routing import Directory, Target
+from maestro_gateway.registry.models import (
+    AgentRecord,
+    AgentState,
+    AgentVersion,
+    InvalidArgument,
+    RegistryEvent,
+)
+from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.registry.store import RegistryStore, open_store
 
 log = logging.getLogger("maestro_gateway.registry")
@@ -158,6 +164,8 @@ class RegistryService:
         owner: str | None = None,
     ) -> AgentVersion:
         """Validate, verify and store a new version of an agent's card (state: pending)."""
+        if agent_id == ROUTER_ID:
+            raise InvalidArgument(f"agent id {ROUTER_ID!r} is reserved for the skill router")
         if card is None:
             if not card_url:
                 raise InvalidCard("give a card or a card URL")
