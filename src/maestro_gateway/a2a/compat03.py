@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from maestro_gateway.a2a import compat03_card as pc
 from maestro_gateway.a2a import compat03_parts as p
 from maestro_gateway.a2a.compat03_parts import Malformed, Obj, obj, put_str, req_str
 from maestro_gateway.a2a.errors import (
@@ -227,7 +228,7 @@ _RESULTS: dict[str, Converter] = {  # 1.0 method -> result converter
     "GetTaskPushNotificationConfig": p.task_push_config,
     "ListTaskPushNotificationConfigs": _list_configs,
     "DeleteTaskPushNotificationConfig": _null,
-    "GetExtendedAgentCard": p.card,
+    "GetExtendedAgentCard": pc.card,
 }
 
 
@@ -299,12 +300,12 @@ def task_to_03(task: Any, code: int = INVALID_AGENT_RESPONSE) -> dict[str, Any]:
 
 def card_to_10(card: Any, code: int = INVALID_AGENT_RESPONSE) -> dict[str, Any]:
     """0.3 AgentCard -> 1.0 AgentCard."""
-    return _guard(code, p.card, card, True)
+    return _guard(code, pc.card, card, True)
 
 
 def card_to_03(card: Any, code: int = INVALID_AGENT_RESPONSE) -> dict[str, Any]:
     """1.0 AgentCard -> 0.3 AgentCard, from its 0.3 interfaces (or all, if it has none)."""
-    return _guard(code, p.card, card, False)
+    return _guard(code, pc.card, card, False)
 
 
 def _state(value: Any, to_10: bool) -> str:
