@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
+import uvloop
 
 from maestro_gateway.app import Gateway, create_app
 from maestro_gateway.config import parse_config
@@ -67,6 +69,12 @@ async def start_gateway(
     _mkdir(state)
     servers = await asyncio.wait_for(serve_apps([("gateway", factory, port)]), TIMEOUT)
     return RunningGateway(servers.urls["gateway"], holder["app"], servers)
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> uvloop.EventLoopPolicy:
+    """Tests run on uvloop, as the gateway does in production."""
+    return uvloop.EventLoopPolicy()
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -21,7 +21,7 @@ from maestro_gateway.admin.api import build_admin_app
 from maestro_gateway.config import GatewayConfig
 from maestro_gateway.dataplane import DataPlane
 from maestro_gateway.http import send_bytes, send_json
-from maestro_gateway.observability import Metrics
+from maestro_gateway.observability import AccessLog, Metrics
 from maestro_gateway.pipeline import Pipeline
 from maestro_gateway.proxy import Upstream
 from maestro_gateway.registry.routing import ROUTER_ID, Directory
@@ -43,8 +43,15 @@ class Gateway:
         self.upstream = Upstream(cfg.upstream)
         self.registry = RegistryService(cfg, self.directory)
         self.pipeline = Pipeline(cfg)
+        log_cfg = cfg.logging
+        self.access_log = AccessLog(log_cfg.access_log and log_cfg.level in ("debug", "info"))
         self.dataplane = DataPlane(
-            self.pipeline, self.upstream, self.directory, self.metrics, self.registry.served_card
+            self.pipeline,
+            self.upstream,
+            self.directory,
+            self.metrics,
+            self.access_log,
+            self.registry.served_card,
         )
         self.admin: ASGIApp = build_admin_app(self.registry)
         self.ready = False
@@ -58,6 +65,7 @@ class Gateway:
         self.ready = False
         await self.registry.close()
         await self.upstream.close()
+        self.access_log.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -37,8 +37,10 @@ def serve(cfg: GatewayConfig, config_path: str) -> None:
         "port": cfg.listen.port,
         "http": "httptools",
         "loop": "uvloop",
-        "access_log": False,
+        "access_log": False,  # the gateway writes its own access log
         "log_config": None,
+        "proxy_headers": False,  # never trust X-Forwarded-For from whoever connects
+        "server_header": False,
         "lifespan": "on",
     }
     if cfg.workers > 1:

@@ -59,8 +59,13 @@ class UpstreamConfig(_Model):
     total_timeout_s: float = Field(300.0, gt=0, description="Max duration of a unary call.")
     max_response_bytes: int = Field(8 * 1024 * 1024, gt=0)
     max_event_bytes: int = Field(1024 * 1024, gt=0, description="Max size of one SSE event.")
-    pool_size: int = Field(256, gt=0)
-    pool_size_per_host: int = Field(64, gt=0)
+    stream_idle_timeout_s: float = Field(
+        600.0, gt=0, description="Max silence on an open SSE stream from an agent."
+    )
+    pool_size_per_host: int = Field(64, gt=0, description="Max connections to one agent.")
+    keepalive_s: float = Field(
+        4.0, gt=0, description="Close idle agent connections after this (below the agent's own)."
+    )
 
 
 class SsrfConfig(_Model):

@@ -28,4 +28,5 @@ class RequestContext:
     traceparent: str = ""
     tenant: str | None = None
     body_size: int = 0
+    raw_body: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)

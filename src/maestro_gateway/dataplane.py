@@ -28,14 +28,20 @@ from maestro_gateway.a2a.errors import (
 from maestro_gateway.a2a.sse import encode_event
 from maestro_gateway.context import RequestContext
 from maestro_gateway.http import BodyTooLarge, ClientDisconnected, header_map, read_body, send_bytes
-from maestro_gateway.observability import Metrics, new_request_id, request_id_var, traceparent
+from maestro_gateway.observability import (
+    AccessLog,
+    Metrics,
+    new_request_id,
+    request_id_var,
+    traceparent,
+)
 from maestro_gateway.pipeline import Pipeline
 from maestro_gateway.proxy import Upstream
 from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.requests import error_rpc_id, parse_jsonrpc, parse_rest
 from maestro_gateway.types import Receive, Scope, Send, Verdict, VerdictKind
 
-log = logging.getLogger("maestro_gateway.access")
+log = logging.getLogger("maestro_gateway.dataplane")
 
 STREAMING = frozenset({"SendStreamingMessage", "SubscribeToTask"})
 _SSE_HEADERS = [
@@ -76,8 +82,10 @@ class DataPlane:
         upstream: Upstream,
         directory: Directory,
         metrics: Metrics,
+        access_log: AccessLog,
         card_rewriter: CardRewriter | None = None,
     ) -> None:
+        self.access_log = access_log
         self.pipeline = pipeline
         self.upstream = upstream
         self.directory = directory
@@ -110,9 +118,12 @@ class DataPlane:
             await self._send_error(send, call, A2AError(INTERNAL_ERROR, "internal error", 500))
         finally:
             self.metrics.observe(call.agent, call.method, call.verdict, call.started)
-            log.info(
-                "request",
-                extra={
+            self.access_log.write(
+                {
+                    "level": "info",
+                    "logger": "maestro_gateway.access",
+                    "msg": "request",
+                    "request_id": call.request_id,
                     "agent": call.agent,
                     "method": call.method,
                     "binding": call.binding,
@@ -120,7 +131,7 @@ class DataPlane:
                     "verdict": call.verdict,
                     "status": call.status,
                     "duration_ms": round((time.perf_counter() - call.started) * 1000, 3),
-                },
+                }
             )
             request_id_var.reset(token)
 
@@ -167,6 +178,7 @@ class DataPlane:
             traceparent=upstream_tp,
             tenant=req.params.get("tenant") if isinstance(req.params, dict) else None,
             body_size=len(body),
+            raw_body=body,
         )
         if target is None:  # the virtual router agent
             route = (
@@ -215,7 +227,7 @@ class DataPlane:
 
     def _deny(self, call: Call, verdict: Verdict) -> None:
         call.verdict = verdict.kind.value
-        self.metrics.guard_denials.labels(verdict.guard, str(verdict.details.get("rule", ""))).inc()
+        self.metrics.denied(verdict.guard, str(verdict.details.get("rule", "")))
         raise verdict_error(verdict)
 
     async def _result(
@@ -244,6 +256,17 @@ class DataPlane:
                 return compat03.stream_event_to_03(result)
             return compat03.result_to_03(ctx.method, result)
         return result
+
+    async def _flush(self, send: Send, call: Call, events: list[bytes]) -> None:
+        """Send encoded SSE events in one write, starting the response first if needed."""
+        if not events:
+            return
+        if not call.started_response:
+            call.started_response, call.status = True, 200
+            headers = _SSE_HEADERS + self._id_header(call)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+        body = b"".join(events)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
 
     def _encode(self, call: Call, result: Any) -> bytes:
         if call.binding == "rest":
@@ -281,24 +304,21 @@ class DataPlane:
         call: Call,
         ctx: RequestContext,
         target: Target,
-        events: AsyncIterator[Any],
+        events: AsyncIterator[list[Any]],
     ) -> None:
         """Relay an SSE stream event by event, each one through the stream-event guards."""
 
         async def relay() -> None:
-            async for event in events:
-                result = await self._result(call, ctx, target, event, stream=True)
-                if not call.started_response:
-                    call.started_response, call.status = True, 200
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": _SSE_HEADERS + self._id_header(call),
-                        }
-                    )
-                data = encode_event(self._encode(call, result))
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+            async for batch in events:
+                out: list[bytes] = []
+                try:
+                    for event in batch:
+                        result = await self._result(call, ctx, target, event, stream=True)
+                        out.append(encode_event(self._encode(call, result)))
+                except A2AError:  # what passed the guards goes out before the error event
+                    await self._flush(send, call, out)
+                    raise
+                await self._flush(send, call, out)
             if not call.started_response:
                 raise A2AError(
                     INVALID_AGENT_RESPONSE, "agent closed the stream without events", 502

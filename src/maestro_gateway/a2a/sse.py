@@ -13,29 +13,36 @@ class SSEError(Exception):
     """The upstream stream is not valid SSE or breaks a size limit."""
 
 
-async def iter_events(lines: AsyncIterator[bytes], max_event_bytes: int) -> AsyncIterator[bytes]:
-    """Yield the data of each event from an iterator of raw lines (with or without EOL)."""
+async def iter_events(
+    batches: AsyncIterator[list[bytes]], max_event_bytes: int
+) -> AsyncIterator[list[bytes]]:
+    """Yield, for each batch of raw lines (as they arrived together), the events they complete.
+
+    Batches keep what arrived together together, so a relay can forward it in one write.
+    """
     data: list[bytes] = []
     size = 0
-    async for raw in lines:
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield b"\n".join(data)
-                data = []
-                size = 0
-            continue
-        size += len(line)
-        if size > max_event_bytes:
-            raise SSEError(f"event larger than {max_event_bytes} bytes")
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(b" ") else value)
-        elif line.startswith(b":"):
-            continue  # comment / keep-alive
-        # event:, id:, retry: lines carry nothing the A2A binding uses.
+    async for lines in batches:
+        done: list[bytes] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r\n")
+            if not line:
+                if data:
+                    done.append(b"\n".join(data))
+                    data = []
+                    size = 0
+                continue
+            size += len(line)
+            if size > max_event_bytes:
+                raise SSEError(f"event larger than {max_event_bytes} bytes")
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+            # ":" comments (keep-alives) and event:, id:, retry: carry nothing A2A uses.
+        if done:
+            yield done
     if data:
-        yield b"\n".join(data)
+        yield [b"\n".join(data)]
 
 
 def encode_event(data: bytes) -> bytes:

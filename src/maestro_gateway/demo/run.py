@@ -11,6 +11,7 @@ import contextlib
 import signal
 from pathlib import Path
 
+import uvloop
 import yaml
 
 from maestro_gateway.config import GatewayConfig, parse_config
@@ -111,5 +112,6 @@ async def _run(state_dir: Path, port: int, agent_port_base: int) -> None:
 def run_demo(
     state_dir: str = ".demo", port: int = 8080, agent_port_base: int = AGENT_PORT_BASE
 ) -> int:
-    asyncio.run(_run(Path(state_dir), port, agent_port_base))
+    # uvloop, as `serve` uses: the stdlib loop adds ~40 ms to each streamed response here
+    uvloop.run(_run(Path(state_dir), port, agent_port_base))
     return 0

@@ -75,9 +75,10 @@ class ValidateGuard:
         if ctx.body_size > cfg.max_body_bytes:
             return _deny(f"request body larger than {cfg.max_body_bytes} bytes", "body-size", 413)
         params = ctx.params
-        why = check_shape(params, cfg.max_depth, cfg.max_elements, cfg.max_string_bytes)
-        if why:
-            return _deny(f"params: {why}", "json-limits")
+        if not self._shape_bounded(ctx):
+            why = check_shape(params, cfg.max_depth, cfg.max_elements, cfg.max_string_bytes)
+            if why:
+                return _deny(f"params: {why}", "json-limits")
         try:
             validate_params(ctx.method, params)
         except A2AError as exc:
@@ -98,6 +99,24 @@ class ValidateGuard:
         if changed:
             return Verdict.mutate(params, NAME, "unicode normalised")
         return ALLOW
+
+    def _shape_bounded(self, ctx: RequestContext) -> bool:
+        """Whether the raw body alone proves the structural limits hold (so no walk is needed).
+
+        Upper bounds, exact for any JSON text: nesting depth <= number of '{' and '[';
+        elements <= 1 + containers + ',' + ':'; any string <= the body's length.
+        Only for 1.0 requests: a translated 0.3 request is not the body as sent.
+        """
+        body = ctx.raw_body
+        if not body or ctx.client_version != "1.0":
+            return False
+        cfg = self.cfg
+        containers = body.count(b"{") + body.count(b"[")
+        return (
+            containers <= cfg.max_depth
+            and 1 + containers + body.count(b",") + body.count(b":") <= cfg.max_elements
+            and len(body) <= cfg.max_string_bytes
+        )
 
     def _check_parts(self, parts: list[Any], where: str) -> tuple[Verdict | None, bool]:
         cfg = self.cfg
