@@ -214,3 +214,39 @@ async def test_router_id_is_reserved(demo_agents: AgentServers, tmp_path: Path) 
         assert "reserved" in problem["error"]["message"]
     finally:
         await gw.close()
+
+
+async def test_unreachable_card_url_is_a_clear_error(tmp_path: Path) -> None:
+    """A card URL nobody answers is refused with 422 naming the URL, not a 500."""
+    gw = await start_gateway(tmp_path, {})
+    try:
+        status, problem = await call(
+            "POST", f"{gw.url}/admin/v1/agents", {"id": "x", "card_url": "http://127.0.0.1:9/"}
+        )
+        assert status == 422
+        assert "could not fetch the card" in problem["error"]["message"]
+    finally:
+        await gw.close()
+
+
+@pytest.mark.postgres
+async def test_store_failure_is_503_and_data_path_keeps_serving(
+    demo_agents: AgentServers, tmp_path: Path
+) -> None:
+    """If the registry database fails, admin writes get 503 and active agents keep being served."""
+    schema = f"gw_{uuid.uuid4().hex[:12]}"
+    url = f"{PG}?schema={schema}"
+    gw = await start_gateway(tmp_path, {"echo": demo_agents.urls["echo"]}, registry={"url": url})
+    try:
+        conn = await asyncpg.connect(PG)
+        try:  # the database loses the registry's tables under the running gateway
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+        status, problem = await call("POST", f"{gw.url}/admin/v1/agents/echo/suspend", {})
+        assert status == 503, problem
+        assert (await call("GET", f"{gw.url}/readyz"))[0] == 503
+        status, reply = await send(gw.url, "echo")
+        assert reply["result"]["message"]["parts"][0]["text"] == "echo: hi"
+    finally:
+        await gw.close()

@@ -12,6 +12,7 @@ import orjson
 
 from maestro_gateway.a2a import compat03, rest
 from maestro_gateway.a2a.errors import (
+    CONTENT_TYPE_NOT_SUPPORTED,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -131,3 +132,32 @@ def parse_rest(http_method: str, path: str, query: bytes, body: bytes) -> Parsed
     decoded = decode_json(body) if body else None
     method, params = rest.route(http_method, path, query, decoded)
     return ParsedRequest(method, params, "1.0", None)
+
+
+def check_content_type(headers: dict[str, str], body: bytes, allowed: tuple[str, ...]) -> None:
+    """A body must be declared as one of ``allowed`` media types, in UTF-8."""
+    if not body:
+        return
+    raw = headers.get("content-type", "")
+    media, _, rest = raw.partition(";")
+    if media.strip().lower() not in allowed:
+        raise A2AError(
+            CONTENT_TYPE_NOT_SUPPORTED,
+            f"Content-Type must be {allowed[0]}, not {raw[:100] or '(none)'!r}",
+            415,
+        )
+    charset = rest.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        raise A2AError(CONTENT_TYPE_NOT_SUPPORTED, "only UTF-8 request bodies are accepted", 415)
+
+
+def skill_id_of(params: Any) -> str | None:
+    """The skill a message asks for (``message.metadata.skillId``), if any."""
+    if not isinstance(params, dict):
+        return None
+    message = params.get("message")
+    if not isinstance(message, dict):
+        return None
+    metadata = message.get("metadata")
+    skill = metadata.get("skillId") if isinstance(metadata, dict) else None
+    return skill if isinstance(skill, str) and len(skill) <= 128 else None

@@ -8,9 +8,12 @@ OIDC identities replace it.
 from __future__ import annotations
 
 import hmac
+import logging
+import sqlite3
 from dataclasses import asdict
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +25,8 @@ from maestro_gateway.registry.cards import InvalidCard
 from maestro_gateway.registry.models import AgentState, RegistryError
 from maestro_gateway.registry.service import RegistryService
 from maestro_gateway.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("maestro_gateway.admin")
 
 MAX_BODY = 512 * 1024
 _ACTIONS = {
@@ -141,6 +146,8 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
     app.add_exception_handler(BadRequest, _bad_request)
     app.add_exception_handler(InvalidCard, _invalid_card)
     app.add_exception_handler(RegistryError, _registry_error)
+    for storage_error in STORAGE_ERRORS:
+        app.add_exception_handler(storage_error, _storage_error)
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
@@ -151,6 +158,19 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
         await app(scope, receive, send)
 
     return guarded
+
+
+STORAGE_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.error("registry store failed", extra={"error": repr(exc)})
+    return _problem(503, "registry store unavailable; nothing was changed")
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

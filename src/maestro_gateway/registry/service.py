@@ -135,13 +135,16 @@ class RegistryService:
             url = url.rstrip("/") + WELL_KNOWN
         limit = self.cfg.registry.max_card_bytes
         timeout = aiohttp.ClientTimeout(total=self.cfg.registry.card_fetch_timeout_s)
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, allow_redirects=False) as resp,
-        ):
-            if resp.status != 200:
-                raise InvalidCard(f"fetching {url}: HTTP {resp.status}")
-            raw = await resp.content.read(limit + 1)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, allow_redirects=False) as resp,
+            ):
+                if resp.status != 200:
+                    raise InvalidCard(f"fetching {url}: HTTP {resp.status}")
+                raw = await resp.content.read(limit + 1)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            raise InvalidCard(f"could not fetch the card at {url}: {type(exc).__name__}") from None
         if len(raw) > limit:
             raise InvalidCard(f"card at {url} is larger than {limit} bytes")
         try:
