@@ -250,3 +250,39 @@ async def test_store_failure_is_503_and_data_path_keeps_serving(
         assert reply["result"]["message"]["parts"][0]["text"] == "echo: hi"
     finally:
         await gw.close()
+
+
+async def test_signed_cards_through_the_admin_api(
+    demo_agents: AgentServers, tmp_path: Path
+) -> None:
+    """A card signed by a trusted key is accepted and marked signed; altered or untrusted is not."""
+    from joserfc.jwk import ECKey
+
+    from maestro_gateway.registry.cards import sign_card
+
+    trusted = ECKey.generate_key("P-256", private=True)
+    stranger = ECKey.generate_key("P-256", private=True)
+    public = trusted.as_dict(private=False)
+    status, card = await call("GET", f"{demo_agents.urls['echo']}/.well-known/agent-card.json")
+    assert status == 200
+    gw = await start_gateway(
+        tmp_path,
+        {},
+        registry={"require_signed_cards": True, "trusted_keys": [{"kid": "ops", "jwk": public}]},
+    )
+    admin = f"{gw.url}/admin/v1/agents"
+    try:
+        signed = sign_card(card, trusted.as_dict(private=True), "ops")
+        status, version = await call("POST", admin, {"id": "echo", "card": signed})
+        assert status == 201, version
+        assert (version["signed"], version["signature_kid"]) == (True, "ops")
+        altered = {**signed, "description": "now with extra powers"}
+        status, problem = await call("POST", admin, {"id": "echo", "card": altered})
+        assert status == 422
+        assert "altered" in problem["error"]["message"]
+        forged = sign_card(card, stranger.as_dict(private=True), "ops")
+        status, _ = await call("POST", admin, {"id": "echo", "card": forged})
+        assert status == 422
+        assert len((await call("GET", f"{admin}/echo"))[1]["versions"]) == 1
+    finally:
+        await gw.close()

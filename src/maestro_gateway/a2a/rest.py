@@ -41,7 +41,7 @@ def _query(qs: bytes, allowed: frozenset[str]) -> Params:
         if key not in allowed:
             raise A2AError(INVALID_PARAMS, f"unknown query parameter {key!r}", 400)
         if key in _INT_QUERY:
-            if not value.isdigit() or len(value) > 9:
+            if not (value.isascii() and value.isdigit()) or len(value) > 9:
                 raise A2AError(INVALID_PARAMS, f"query parameter {key!r} must be an integer", 400)
             out[key] = int(value)
         elif key in _BOOL_QUERY:

@@ -87,8 +87,11 @@ class Directory:
     def _match_rules(self, message: dict[str, Any]) -> str | None:
         if not self._rules:
             return None
+        parts = message.get("parts")
         text = " ".join(
-            p["text"] for p in message.get("parts") or [] if isinstance(p, dict) and "text" in p
+            p["text"]
+            for p in (parts if isinstance(parts, list) else [])
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
         for pattern, skill in self._rules:
             if pattern.search(text):
