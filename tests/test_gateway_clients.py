@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import pytest
 from a2a.client import Client, ClientConfig, create_client
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
@@ -184,3 +185,67 @@ async def test_03_client_against_03_agent(gateway: RunningGateway) -> None:
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http:
         data = await rpc03(http, f"{gateway.url}/agents/echo-v03", "message/send", msg03("hey"))
     assert data["result"]["parts"] == [{"kind": "text", "text": "echo: hey"}]
+
+
+async def test_sdk_client_push_configs_list_tasks_and_subscribe(gateway: RunningGateway) -> None:
+    """The push-config methods, ListTasks and SubscribeToTask all work through the gateway."""
+    from a2a.types.a2a_pb2 import (
+        DeleteTaskPushNotificationConfigRequest,
+        GetTaskPushNotificationConfigRequest,
+        ListTaskPushNotificationConfigsRequest,
+        ListTasksRequest,
+        SubscribeToTaskRequest,
+        TaskPushNotificationConfig,
+    )
+
+    hook = "https://93.184.216.34/a2a-hook"  # a public address: passes the SSRF check
+    async with await sdk_client(gateway, "worker", streaming=False) as client:
+        task = (await collect(client, SendMessageRequest(message=user_message("long"))))[0].task
+        config = TaskPushNotificationConfig(task_id=task.id, url=hook)
+        created = await asyncio.wait_for(
+            client.create_task_push_notification_config(config), TIMEOUT
+        )
+        assert created.url == hook
+        got = await asyncio.wait_for(
+            client.get_task_push_notification_config(
+                GetTaskPushNotificationConfigRequest(task_id=task.id, id=created.id)
+            ),
+            TIMEOUT,
+        )
+        assert got.url == hook
+        listed = await asyncio.wait_for(
+            client.list_task_push_notification_configs(
+                ListTaskPushNotificationConfigsRequest(task_id=task.id)
+            ),
+            TIMEOUT,
+        )
+        assert [c.url for c in listed.configs] == [hook]
+        await asyncio.wait_for(
+            client.delete_task_push_notification_config(
+                DeleteTaskPushNotificationConfigRequest(task_id=task.id, id=created.id)
+            ),
+            TIMEOUT,
+        )
+        tasks = await asyncio.wait_for(client.list_tasks(ListTasksRequest()), TIMEOUT)
+        assert task.id in {t.id for t in tasks.tasks}
+    async with await sdk_client(gateway, "worker", streaming=True) as streamer:
+        async with asyncio.timeout(TIMEOUT):
+            async for event in streamer.subscribe(SubscribeToTaskRequest(id=task.id)):
+                if event.HasField("status_update"):
+                    assert event.status_update.task_id == task.id
+                    break
+    async with await sdk_client(gateway, "worker", streaming=False) as client:
+        await asyncio.wait_for(client.cancel_task(CancelTaskRequest(id=task.id)), TIMEOUT)
+
+
+async def test_sdk_push_config_to_internal_address_is_refused(gateway: RunningGateway) -> None:
+    """A push-notification webhook aimed at the cloud metadata service is refused by C1."""
+    from a2a.types.a2a_pb2 import TaskPushNotificationConfig
+
+    async with await sdk_client(gateway, "worker", streaming=False) as client:
+        task = (await collect(client, SendMessageRequest(message=user_message("book a trip"))))[
+            0
+        ].task
+        config = TaskPushNotificationConfig(task_id=task.id, url="http://169.254.169.254/latest")
+        with pytest.raises(Exception, match=r"forbidden address 169\.254\.169\.254"):
+            await asyncio.wait_for(client.create_task_push_notification_config(config), TIMEOUT)
