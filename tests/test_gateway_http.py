@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import pytest_asyncio
 
@@ -307,3 +308,36 @@ async def test_unreachable_agent_is_502(env: Env, tmp_path_factory: Any) -> None
     assert status == 200
     assert data["error"]["code"] == -32006
     await asyncio.sleep(0)
+
+
+async def test_extension_header_with_control_characters_is_refused(env: Env) -> None:
+    """An A2A-Extensions value with control characters is refused, never passed upstream."""
+    before = len(env.recorder.requests)
+    host, port = env.url.removeprefix("http://").split(":")
+    body = orjson.dumps(rpc("SendMessage", send_params()))
+    reader, writer = await asyncio.open_connection(host, int(port))  # clients refuse to send it
+    writer.write(
+        b"POST /agents/recorder HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"A2A-Version: 1.0\r\nA2A-Extensions: urn:a\x1fb\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    response = await asyncio.wait_for(reader.read(), TIMEOUT)
+    writer.close()
+    head, _, payload = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 ")
+    if b" 200 " in head.split(b"\r\n")[0]:  # the server let it through: the gateway refuses
+        assert orjson.loads(payload)["error"]["code"] == -32600
+    else:  # the HTTP server itself refused the header
+        assert head.split(b" ")[1] == b"400"
+    assert len(env.recorder.requests) == before
+
+
+async def test_extension_header_is_forwarded(env: Env) -> None:
+    """A well-formed A2A-Extensions header reaches the agent."""
+    await post(
+        f"{env.url}/agents/recorder",
+        rpc("SendMessage", send_params()),
+        {"A2A-Extensions": "https://example.com/ext/v1"},
+    )
+    upstream_headers, _ = env.recorder.requests[-1]
+    assert upstream_headers["a2a-extensions"] == "https://example.com/ext/v1"

@@ -8,6 +8,7 @@ the client or agent speaks. The upstream call is always JSON-RPC, in the agent's
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,7 @@ from maestro_gateway.types import Receive, Scope, Send, Verdict, VerdictKind
 
 log = logging.getLogger("maestro_gateway.dataplane")
 
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")  # extension URIs: printable ASCII
 STREAMING = frozenset({"SendStreamingMessage", "SubscribeToTask"})
 CardRewriter = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -192,6 +194,10 @@ class DataPlane:
         if target.protocol_version != "0.3":
             up_headers["A2A-Version"] = "1.0"
         if ext := headers.get("a2a-extensions") or headers.get("x-a2a-extensions"):
+            if not _HEADER_VALUE.fullmatch(ext):
+                raise A2AError(
+                    INVALID_REQUEST, "A2A-Extensions header holds forbidden characters", 400
+                )
             up_headers[
                 "A2A-Extensions" if target.protocol_version != "0.3" else "X-A2A-Extensions"
             ] = ext

@@ -44,7 +44,10 @@ def _flows(value: Any, to_10: bool) -> Obj:
     for name, urls in _FLOWS.items():
         if flows.get(name) is not None:
             src = obj(flows[name], name)
-            flow: Obj = {"scopes": obj(opt(src, "scopes", {}), "scopes")}
+            scopes = obj(opt(src, "scopes", {}), "scopes")
+            if not all(isinstance(v, str) for v in scopes.values()):
+                raise Malformed(f"{name}.scopes: every scope needs a string description")
+            flow: Obj = {"scopes": scopes}
             for url in urls:
                 put_str(src, url, flow)
             out = {name: flow} if to_10 else {**out, name: flow}  # 1.0: the last one wins (SDK)

@@ -105,10 +105,11 @@ class ValidateGuard:
 
         Upper bounds, exact for any JSON text: nesting depth <= number of '{' and '[';
         elements <= 1 + containers + ',' + ':'; any string <= the body's length.
-        Only for 1.0 requests: a translated 0.3 request is not the body as sent.
+        Only for 1.0 JSON-RPC requests: a translated 0.3 request is not the body as sent, and
+        REST params also come from the path and query.
         """
         body = ctx.raw_body
-        if not body or ctx.client_version != "1.0":
+        if not body or ctx.client_version != "1.0" or ctx.binding != "jsonrpc":
             return False
         cfg = self.cfg
         containers = body.count(b"{") + body.count(b"[")
