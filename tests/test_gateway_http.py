@@ -341,3 +341,36 @@ async def test_extension_header_is_forwarded(env: Env) -> None:
     )
     upstream_headers, _ = env.recorder.requests[-1]
     assert upstream_headers["a2a-extensions"] == "https://example.com/ext/v1"
+
+
+async def test_rate_limit_through_the_gateway(
+    demo_agents: AgentServers, tmp_path_factory: Any
+) -> None:
+    """Past the limit a caller gets 429 with Retry-After and RateLimit headers; the agent is
+    not called; concurrency slots are given back after each request."""
+    limits = {
+        "ratelimit": {
+            "limits": [{"name": "per-source", "key": ["source", "agent"], "rate": "3/min"}],
+            "concurrency": [{"name": "one-at-a-time", "key": ["source"], "max_in_flight": 1}],
+        }
+    }
+    gw = await start_gateway(
+        tmp_path_factory.mktemp("rl"), {"echo": demo_agents.urls["echo"]}, guards=limits
+    )
+    try:
+        for _ in range(3):  # sequential: the single concurrency slot is released each time
+            status, data, _ = await post(f"{gw.url}/agents/echo", rpc("SendMessage", send_params()))
+            assert "result" in data, data
+        status, data, headers = await post(
+            f"{gw.url}/agents/echo", rpc("SendMessage", send_params())
+        )
+        assert status == 429
+        assert data["error"]["code"] == -32090
+        assert data["error"]["data"][0]["metadata"]["rule"] == "per-source"
+        assert int(headers["retry-after"]) > 0
+        assert headers["ratelimit-policy"].startswith('"per-source"')
+        _, text = await get(f"{gw.url}/metrics")
+        labels = 'backend="memory",limit="per-source",outcome="denied"'
+        assert f"maestro_ratelimit_decisions_total{{{labels}}} 1.0" in text
+    finally:
+        await gw.close()

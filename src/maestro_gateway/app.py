@@ -43,6 +43,7 @@ class Gateway:
         self.upstream = Upstream(cfg.upstream)
         self.registry = RegistryService(cfg, self.directory)
         self.pipeline = Pipeline(cfg)
+        self.metrics.rate_limit_decisions = self.pipeline.limiter.decisions
         log_cfg = cfg.logging
         self.access_log = AccessLog(log_cfg.access_log and log_cfg.level in ("debug", "info"))
         self.dataplane = DataPlane(
@@ -65,6 +66,7 @@ class Gateway:
         self.ready = False
         await self.registry.close()
         await self.upstream.close()
+        await self.pipeline.close()
         self.access_log.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

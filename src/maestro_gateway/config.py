@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from maestro_gateway.guards.ratelimit import RateLimitGuardConfig
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,6 +98,7 @@ class ValidateGuardConfig(_Model):
 
 class GuardsConfig(_Model):
     validate_: ValidateGuardConfig = Field(ValidateGuardConfig(), alias="validate")
+    ratelimit: RateLimitGuardConfig = RateLimitGuardConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

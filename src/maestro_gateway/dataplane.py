@@ -32,7 +32,7 @@ from maestro_gateway.observability import (
     request_id_var,
     traceparent,
 )
-from maestro_gateway.pipeline import Pipeline
+from maestro_gateway.pipeline import Pipeline, finish
 from maestro_gateway.proxy import Upstream
 from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.reply import (
@@ -173,16 +173,35 @@ class DataPlane:
             if route is None:
                 raise not_found("skill")
             target, ctx.skill_id = route.target, route.skill_id
+            # From here on the request is the chosen agent's: its guard settings apply.
+            ctx.agent_id = call.agent = target.agent_id
             log.info(
                 "routed",
                 extra={"skill": route.skill_id, "to": target.agent_id, "reason": route.reason},
             )
+        try:
+            await self._forward(receive, send, call, ctx, target, headers, upstream_tp)
+        finally:
+            await finish(ctx)  # e.g. give back concurrency slots, whatever happened
+
+    async def _forward(
+        self,
+        receive: Receive,
+        send: Send,
+        call: Call,
+        ctx: RequestContext,
+        target: Target,
+        headers: dict[str, str],
+        upstream_tp: str,
+    ) -> None:
+        """Guard the request, call the agent, guard and send the answer."""
+        req_method = ctx.method
         verdict = await self.pipeline.request(ctx)
         if not verdict.allowed:
             self._deny(call, verdict)
-        up_method, up_params = req.method, ctx.params
+        up_method, up_params = req_method, ctx.params
         if target.protocol_version == "0.3":
-            up_method, up_params = compat03.request_to_03(req.method, ctx.params)
+            up_method, up_params = compat03.request_to_03(req_method, ctx.params)
         payload = orjson.dumps(
             {"jsonrpc": "2.0", "id": call.request_id, "method": up_method, "params": up_params}
         )
@@ -201,7 +220,7 @@ class DataPlane:
             up_headers[
                 "A2A-Extensions" if target.protocol_version != "0.3" else "X-A2A-Extensions"
             ] = ext
-        if req.method in STREAMING:
+        if req_method in STREAMING:
             up_headers["Accept"] = "text/event-stream"
             events = self.upstream.stream("POST", target.url, payload, up_headers)
 
@@ -212,13 +231,16 @@ class DataPlane:
             return
         _, resp = await self.upstream.call_json("POST", target.url, payload, up_headers)
         result = await self._result(call, ctx, target, resp, stream=False)
-        if req.method == "GetExtendedAgentCard" and self.card_rewriter and isinstance(result, dict):
+        if req_method == "GetExtendedAgentCard" and self.card_rewriter and isinstance(result, dict):
             result = self.card_rewriter(target.agent_id, result)
         await send_result(send, call, result)
 
     def _deny(self, call: Call, verdict: Verdict) -> None:
         call.verdict = verdict.kind.value
         self.metrics.denied(verdict.guard, str(verdict.details.get("rule", "")))
+        headers = verdict.details.pop("headers", None)
+        if headers:  # e.g. Retry-After and RateLimit on a rate-limit refusal
+            call.extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         raise verdict_error(verdict)
 
     async def _result(

@@ -10,7 +10,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -144,6 +144,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, str], int] = {}
         self._latency: dict[tuple[str, str], list[float]] = {}  # bucket counts, then sum
         self._denials: dict[tuple[str, str], int] = {}
+        self.rate_limit_decisions: Callable[[], dict[tuple[str, str, str], int]] | None = None
         self.registry.register(self)
 
     def observe(self, agent: str, method: str, verdict: str, started: float) -> None:
@@ -191,3 +192,12 @@ class Metrics:
         for dkey, total in sorted(self._denials.items()):
             denials.add_metric(list(dkey), total)
         yield denials
+        if self.rate_limit_decisions is not None:
+            decisions = CounterMetricFamily(
+                "maestro_ratelimit_decisions",
+                "Rate and concurrency limit decisions, by limit, outcome and backend",
+                labels=["limit", "outcome", "backend"],
+            )
+            for key, n in sorted(self.rate_limit_decisions().items()):
+                decisions.add_metric(list(key), n)
+            yield decisions

@@ -13,23 +13,31 @@ from typing import Any
 from maestro_gateway.a2a.errors import INTERNAL_ERROR
 from maestro_gateway.config import GatewayConfig, GuardsConfig
 from maestro_gateway.context import RequestContext
+from maestro_gateway.guards._ratelimit_backends import RateLimiter
+from maestro_gateway.guards.ratelimit import RateLimitGuard, build_limiter, release
 from maestro_gateway.guards.validate import ValidateGuard
 from maestro_gateway.types import ALLOW, JSON, FailMode, Guard, Verdict, VerdictKind
 
 log = logging.getLogger("maestro_gateway.pipeline")
 
 
-def ordered_guards(cfg: GuardsConfig) -> list[Guard]:
+def ordered_guards(cfg: GuardsConfig, limiter: RateLimiter | None = None) -> list[Guard]:
     """Build the guards for one (agent, skill), in the order they run.
 
     Request phase runs top to bottom; response and stream-event phases run in the same order.
-    1. validate (C1) — first: every later guard may assume a well-formed, size-bounded,
-       Unicode-normalised A2A 1.0 request, and malformed input is refused before any
-       expensive work (content scanning, policy evaluation, upstream I/O).
-    Identity, authorization and content guards (C2, C3, C7, C8, C19, C23) take their places
-    after validate as they land; their positions and reasons are written here.
+    1. ratelimit (C6) — first: refusing a flood must cost less than any other check, and a
+       caller who floods with malformed requests is limited too. Its keys (source, agent,
+       skill, tenant, method) are known before validation; the principal once identity lands
+       (identity will sit before it, as authentication is what a principal's limit counts).
+    2. validate (C1) — before everything else: every later guard may assume a well-formed,
+       size-bounded, Unicode-normalised A2A 1.0 request, and malformed input is refused before
+       any expensive work (content scanning, policy evaluation, upstream I/O).
+    Authorization and content guards (C2, C3, C7, C8, C19, C23) take their places after
+    validate as they land; their positions and reasons are written here.
     """
     guards: list[Guard] = []
+    if cfg.ratelimit.active and limiter is not None:
+        guards.append(RateLimitGuard(cfg.ratelimit, limiter))
     if cfg.validate_.enabled:
         guards.append(ValidateGuard(cfg.validate_))
     return guards
@@ -50,6 +58,8 @@ class Pipeline:
 
     def __init__(self, cfg: GatewayConfig) -> None:
         self._cfg = cfg
+        # One limiter per process, shared by every (agent, skill)'s rate-limit guard.
+        self.limiter = build_limiter(cfg.guards.ratelimit.backend)
         self._cache: dict[tuple[str, str | None], tuple[GuardsConfig, list[Guard]]] = {}
         self.base = self._resolve("", None)
 
@@ -66,7 +76,7 @@ class Pipeline:
                 continue
             data = _merge(data, override.guards)
         guards_cfg = GuardsConfig.model_validate(data)
-        resolved = (guards_cfg, ordered_guards(guards_cfg))
+        resolved = (guards_cfg, ordered_guards(guards_cfg, self.limiter))
         if len(self._cache) < 10_000:
             self._cache[key] = resolved
         return resolved
@@ -111,6 +121,14 @@ class Pipeline:
                 continue
             return verdict
         return Verdict.mutate(current) if mutated else ALLOW
+
+    async def close(self) -> None:
+        await self.limiter.aclose()
+
+
+async def finish(ctx: RequestContext) -> None:
+    """Called once the response (or stream) has ended: give back what the request held."""
+    await release(ctx)
 
 
 def _on_failure(guard: Guard, exc: Exception, ctx: RequestContext) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -35,9 +35,10 @@ class Call:
     verdict: str = "allow"
     status: int = 200
     started_response: bool = False
+    extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def id_header(self) -> list[tuple[bytes, bytes]]:
-        return [(b"x-request-id", self.request_id.encode())]
+        return [(b"x-request-id", self.request_id.encode()), *self.extra_headers]
 
     def encode(self, result: Any) -> bytes:
         """A result as the client's binding carries it (bare for REST, enveloped for JSON-RPC)."""
@@ -77,8 +78,9 @@ async def send_error(send: Send, call: Call, exc: A2AError) -> None:
         call.status = exc.status
         await send_bytes(send, exc.status, exc.rest_bytes(), headers=call.id_header())
     else:
-        # JSON-RPC errors travel with HTTP 200, except transport-level refusals.
-        call.status = exc.status if exc.status in (404, 413, 415) else 200
+        # JSON-RPC errors travel with HTTP 200, except transport-level refusals, and those a
+        # proxy or client should see (429 Too Many Requests, 503 with Retry-After).
+        call.status = exc.status if exc.status in (404, 413, 415, 429, 503) else 200
         body = exc.jsonrpc_bytes(call.rpc_id)
         await send_bytes(send, call.status, body, headers=call.id_header())
 
