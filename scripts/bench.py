@@ -247,6 +247,11 @@ def start_gateway(
         "workers": 1,
         "registry": {"url": f"sqlite:///{state}/registry.db"},
         "gateway_key": {"path": str(state / "gateway-key.pem")},
+        "audit": {
+            "url": f"sqlite:///{state / 'audit.db'}",
+            "key_path": str(state / "audit-signing-key.pem"),
+            "state_file": str(state / "audit-verified.checkpoint"),
+        },
         "agents": [
             {
                 "id": "echo",

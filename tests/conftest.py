@@ -58,6 +58,11 @@ async def start_gateway(
             "public_url": base_url,
             "registry": {"url": f"sqlite:///{state}/registry.db"},
             "gateway_key": {"path": str(state / "gateway-key.pem")},
+            "audit": {
+                "url": f"sqlite:///{state / 'audit.db'}",
+                "key_path": str(state / "audit-signing-key.pem"),
+                "state_file": str(state / "audit-verified.checkpoint"),
+            },
             "agents": [
                 {"id": name, "card_url": url, "activate": True} for name, url in agent_urls.items()
             ],

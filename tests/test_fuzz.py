@@ -124,6 +124,11 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
                     "public_url": "http://gateway.invalid",
                     "registry": {"url": f"sqlite:///{state}/registry.db"},
                     "gateway_key": {"path": str(state / "gateway-key.pem")},
+                    "audit": {
+                        "url": f"sqlite:///{state / 'audit.db'}",
+                        "key_path": str(state / "audit-signing-key.pem"),
+                        "state_file": str(state / "audit-verified.checkpoint"),
+                    },
                     "agents": [{"id": fz.AGENT, "card_url": card_url}],
                     "routing": [{"pattern": r"\breport\b", "skill": "echo"}],
                 }

@@ -18,7 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from maestro_gateway.a2a.errors import A2AError, not_found
 from maestro_gateway.admin.api import build_admin_app
-from maestro_gateway.config import GatewayConfig
+from maestro_gateway.audit.recorder import AuditRecorder
+from maestro_gateway.config import GatewayConfig, config_sha256
 from maestro_gateway.dataplane import DataPlane
 from maestro_gateway.http import send_bytes, send_json
 from maestro_gateway.observability import AccessLog, Metrics
@@ -41,7 +42,8 @@ class Gateway:
         self.metrics = Metrics()
         self.directory = Directory(cfg.routing)
         self.upstream = Upstream(cfg.upstream)
-        self.registry = RegistryService(cfg, self.directory)
+        self.audit = AuditRecorder(cfg.audit)
+        self.registry = RegistryService(cfg, self.directory, self.audit)
         self.pipeline = Pipeline(cfg)
         self.metrics.rate_limit_decisions = self.pipeline.limiter.decisions
         log_cfg = cfg.logging
@@ -52,12 +54,15 @@ class Gateway:
             self.directory,
             self.metrics,
             self.access_log,
+            self.audit,
             self.registry.served_card,
         )
         self.admin: ASGIApp = build_admin_app(self.registry)
         self.ready = False
 
     async def startup(self) -> None:
+        await self.audit.start()
+        await self.audit.critical({"type": "config.loaded", "sha256": config_sha256(self.cfg)})
         await self.upstream.start()
         await self.registry.start()
         self.ready = True
@@ -67,6 +72,7 @@ class Gateway:
         await self.registry.close()
         await self.upstream.close()
         await self.pipeline.close()
+        await self.audit.close()
         self.access_log.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -99,6 +99,40 @@ def _agents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from maestro_gateway.audit import AuditLog, load_or_create_signer, verify
+
+    try:
+        cfg = load_config(args.config).audit
+    except ConfigError as exc:
+        print(f"{args.config}: invalid configuration\n{exc}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        vkey = load_or_create_signer(cfg.key_path, cfg.key_name).vkey
+        log = AuditLog.open(cfg.url, None, vkey=vkey)
+        if args.audit_cmd == "verify":
+            report = await verify(log, state_file=cfg.state_file)
+            for problem in report.problems:
+                print(f"PROBLEM: {problem}")
+            print(
+                f"{report.entries} entries, {report.checkpoints} checkpoints: "
+                f"{'OK' if report.ok else 'TAMPERING DETECTED'}"
+            )
+            await log.close()
+            return 0 if report.ok else 1
+        await log.init()
+        try:
+            print(json.dumps(await log.prove(args.seq), indent=2))
+        finally:
+            await log.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maestro-gateway", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -128,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         a = asub.add_parser(action)
         a.add_argument("agent_id")
         a.add_argument("--version", type=int)
+    p = sub.add_parser("audit", help="verify the audit log or prove an entry")
+    p.add_argument("--config", required=True, help="the gateway's YAML configuration")
+    asub = p.add_subparsers(dest="audit_cmd", required=True)
+    asub.add_parser("verify", help="check every entry against the signed checkpoints")
+    a = asub.add_parser("prove", help="print an inclusion proof for one entry")
+    a.add_argument("seq", type=int)
     return parser
 
 
@@ -153,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         from maestro_gateway.demo.run import run_demo
 
         return run_demo(args.state_dir, args.port, args.agent_port_base)
+    if args.cmd == "audit":
+        return _audit(args)
     return _agents(args)
 
 

@@ -6,6 +6,8 @@ The JSON Schema in ``schemas/config.schema.json`` is generated from these models
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +129,25 @@ class SeedAgent(_Model):
     expected_spiffe_id: str | None = None
 
 
+class AuditConfig(_Model):
+    """C9 tamper-evident audit log (an RFC 6962 Merkle log with signed checkpoints)."""
+
+    enabled: bool = True
+    url: str = Field(
+        "sqlite:///.demo/audit.db", description="sqlite:///path or postgresql://…?schema=name"
+    )
+    key_path: str = Field(
+        ".demo/audit-signing-key.pem", description="Ed25519 checkpoint key; created if absent."
+    )
+    key_name: str = Field("maestro-gateway-audit", pattern=r"^[A-Za-z0-9._/-]{1,64}$")
+    flush_ms: int = Field(50, gt=0, description="Batch interval for non-critical events.")
+    max_batch: int = Field(1000, gt=0)
+    state_file: str = Field(
+        ".demo/audit-verified.checkpoint",
+        description="Where `audit verify` keeps the last verified checkpoint (rollback check).",
+    )
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -146,6 +167,7 @@ class GatewayConfig(_Model):
     guard_overrides: list[GuardOverride] = []
     routing: list[RouteRule] = []
     agents: list[SeedAgent] = []
+    audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
     admin_token: str | None = Field(
         None, description="Bearer token for /admin/v1 (until OIDC lands); None = loopback only."
@@ -184,6 +206,12 @@ def load_config(path: str | Path) -> GatewayConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     return parse_config(data)
+
+
+def config_sha256(cfg: GatewayConfig) -> str:
+    """A stable hash of the effective configuration."""
+    canonical = json.dumps(cfg.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from maestro_gateway.a2a.errors import (
     A2AError,
     not_found,
 )
+from maestro_gateway.audit.recorder import AuditRecorder
 from maestro_gateway.context import RequestContext
 from maestro_gateway.http import BodyTooLarge, ClientDisconnected, header_map, read_body
 from maestro_gateway.observability import (
@@ -67,9 +68,11 @@ class DataPlane:
         directory: Directory,
         metrics: Metrics,
         access_log: AccessLog,
+        audit: AuditRecorder,
         card_rewriter: CardRewriter | None = None,
     ) -> None:
         self.access_log = access_log
+        self.audit = audit
         self.pipeline = pipeline
         self.upstream = upstream
         self.directory = directory
@@ -198,7 +201,7 @@ class DataPlane:
         req_method = ctx.method
         verdict = await self.pipeline.request(ctx)
         if not verdict.allowed:
-            self._deny(call, verdict)
+            await self._deny(call, verdict)
         up_method, up_params = req_method, ctx.params
         if target.protocol_version == "0.3":
             up_method, up_params = compat03.request_to_03(req_method, ctx.params)
@@ -235,9 +238,21 @@ class DataPlane:
             result = self.card_rewriter(target.agent_id, result)
         await send_result(send, call, result)
 
-    def _deny(self, call: Call, verdict: Verdict) -> None:
+    async def _deny(self, call: Call, verdict: Verdict) -> None:
         call.verdict = verdict.kind.value
-        self.metrics.denied(verdict.guard, str(verdict.details.get("rule", "")))
+        rule = str(verdict.details.get("rule", ""))
+        self.metrics.denied(verdict.guard, rule)
+        await self.audit.note(
+            {
+                "type": f"guard.{verdict.kind.value}",
+                "request_id": call.request_id,
+                "agent": call.agent,
+                "method": call.method,
+                "guard": verdict.guard,
+                "rule": rule,
+                "reason": verdict.reason[:500],
+            }
+        )
         headers = verdict.details.pop("headers", None)
         if headers:  # e.g. Retry-After and RateLimit on a rate-limit refusal
             call.extra_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
@@ -263,7 +278,7 @@ class DataPlane:
         if verdict.kind is VerdictKind.MUTATE:
             result = verdict.payload
         elif not verdict.allowed:
-            self._deny(call, verdict)
+            await self._deny(call, verdict)
         if call.client_version == "0.3":
             if stream:
                 return compat03.stream_event_to_03(result)

@@ -8,7 +8,14 @@
 See docs/audit.md.
 """
 
-from maestro_gateway.audit._store import AuditConflict, AuditStore, open_store
+from maestro_gateway.audit._store import (
+    AuditConflict,
+    AuditIntegrityError,
+    AuditStore,
+    AuditUnavailable,
+    encode_entry,
+    open_store,
+)
 from maestro_gateway.audit.checkpoint import (
     Checkpoint,
     NoteError,
@@ -18,12 +25,7 @@ from maestro_gateway.audit.checkpoint import (
     open_note,
     verify_checkpoint,
 )
-from maestro_gateway.audit.log import (
-    AuditIntegrityError,
-    AuditLog,
-    AuditUnavailable,
-    encode_entry,
-)
+from maestro_gateway.audit.log import AuditLog
 from maestro_gateway.audit.merkle import ProofError
 from maestro_gateway.audit.verify import Report, verify, verify_inclusion_document
 

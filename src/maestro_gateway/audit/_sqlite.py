@@ -5,7 +5,8 @@ One connection writes; an asyncio lock serialises its transactions. Each batch r
 ``synchronous=FULL`` when it holds a critical entry and ``NORMAL`` otherwise (in WAL mode:
 safe against a crash of the process, not of the machine, until the next sync). Triggers make
 UPDATE and DELETE abort on all three tables. Snapshots read through a second connection in a
-read transaction, so a verification sees one consistent state while appends go on.
+read transaction, so a verification sees one consistent state while appends go on; they cast
+the columns, because SQLite does not enforce column types and a tampered value may be text.
 """
 
 from __future__ import annotations

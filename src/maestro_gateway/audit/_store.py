@@ -15,20 +15,27 @@ first checks that the table still ends where the writer believes it does (:class
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
 
 __all__ = [
     "AuditConflict",
+    "AuditIntegrityError",
     "AuditStore",
+    "AuditUnavailable",
     "EntryRow",
     "NodeRow",
     "Snapshot",
     "ddl",
+    "encode_entry",
     "node_key",
     "open_store",
+    "stamp",
 ]
 
 EntryRow = tuple[int, str, bytes, bytes]
@@ -37,10 +44,30 @@ NodeRow = tuple[int, bytes]
 """``(node_key, hash)``"""
 
 TABLES = ("audit_entries", "audit_nodes", "audit_checkpoints")
+INCLUSION_FORMAT = "maestro-audit-inclusion/v1"
+"""The ``format`` of the inclusion proof documents of ``AuditLog.prove``."""
 
 
 class AuditConflict(RuntimeError):
     """The stored log does not end where this writer expected: another writer appended to it."""
+
+
+class AuditUnavailable(RuntimeError):
+    """The log cannot take more entries now (store unreachable, queue full, or closed)."""
+
+
+class AuditIntegrityError(RuntimeError):
+    """The stored log does not match its own latest signed checkpoint."""
+
+
+def encode_entry(seq: int, ts: str, record: Mapping[str, Any]) -> bytes:
+    """The leaf bytes of ``record`` at ``seq`` and ``ts``; they end ``,"seq":…,"ts":"…"}``."""
+    return orjson.dumps({"record": record, "seq": seq, "ts": ts}, option=orjson.OPT_SORT_KEYS)
+
+
+def stamp(moment: datetime) -> str:
+    """``moment`` as RFC 3339 UTC with microseconds: ``2026-05-01T12:00:03.000000Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def node_key(level: int, index: int) -> int:

@@ -1,18 +1,11 @@
 """The tamper-evident audit log (controls C9/C20): an append-only RFC 6962 Merkle log.
 
-Each record becomes one leaf. Its *entry* — the exact bytes hashed and stored — is the canonical
-JSON (orjson, sorted keys) of ``{"record": record, "seq": n, "ts": "<RFC 3339 UTC>"}``, so the
-position and the time are covered by the hash too. :meth:`AuditLog.append` assigns the sequence
-number at once; non-critical entries wait in memory and a background task writes them every
-``flush_interval`` seconds or ``max_batch`` entries, whichever comes first; a critical entry is
-written, with everything queued before it, and synced to disk before ``append`` returns. Each
-batch is one transaction holding the entries, the new perfect-subtree nodes and a checkpoint
-signed over the resulting tree. The tree lives in memory as its frontier (one hash per set bit
-of the size), so an append costs O(1) amortised hashing and a proof O(log n) reads.
-
-A failed write keeps the batch queued and is retried; once ``max_pending`` entries wait,
-``append`` raises :class:`AuditUnavailable` (the caller decides whether that denies the request).
-Another writer appending to the same tables is detected and stops this one for good.
+Each record is one leaf (its entry bytes: ``_store.encode_entry``). ``append`` numbers it at once;
+a background task writes queued entries every ``flush_interval`` seconds or ``max_batch``
+entries, and a critical entry is written, with all queued before it, and synced before
+``append`` returns. A batch is one transaction: entries, the perfect-subtree nodes they complete,
+and a checkpoint signed over the new tree. The tree lives in memory as its frontier, so appends
+cost O(1) amortised hashing and proofs O(log n) reads. Failure handling: docs/audit.md.
 """
 
 from __future__ import annotations
@@ -25,38 +18,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from maestro_gateway.audit import merkle
-from maestro_gateway.audit._store import AuditConflict, AuditStore, node_key, open_store
+from maestro_gateway.audit._store import (
+    INCLUSION_FORMAT,
+    AuditConflict,
+    AuditIntegrityError,
+    AuditStore,
+    AuditUnavailable,
+    encode_entry,
+    node_key,
+    open_store,
+    stamp,
+)
 from maestro_gateway.audit.checkpoint import Checkpoint, NoteError, NoteSigner, verify_checkpoint
 
-__all__ = ["AuditConflict", "AuditIntegrityError", "AuditLog", "AuditUnavailable", "encode_entry"]
+__all__ = ["AuditLog"]
 
 log = logging.getLogger("maestro_gateway.audit")
-
-INCLUSION_FORMAT = "maestro-audit-inclusion/v1"
-
-
-class AuditUnavailable(RuntimeError):
-    """The log cannot take more entries now (store unreachable, queue full, or closed)."""
-
-
-class AuditIntegrityError(RuntimeError):
-    """The stored log does not match its own latest signed checkpoint."""
-
-
-def encode_entry(seq: int, ts: str, record: Mapping[str, Any]) -> bytes:
-    """The leaf bytes of ``record`` at position ``seq`` and time ``ts``."""
-    return orjson.dumps({"record": record, "seq": seq, "ts": ts}, option=orjson.OPT_SORT_KEYS)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a writer's failure as seen: every flush() waiting on it has raised it already."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(slots=True)
@@ -101,8 +89,9 @@ class AuditLog:
         self._frontier = merkle.Frontier()
         self._next_seq = 0
         self._pending: list[_Pending] = []
-        self._flush_lock = asyncio.Lock()
+        self._writer: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._stopped: BaseException | None = AuditUnavailable("audit log is not open")
         self.last_error: BaseException | None = None
@@ -149,12 +138,12 @@ class AuditLog:
                 )
 
     async def close(self) -> None:
-        """Write what is queued, stop the flusher and close the store."""
+        """Stop the background writer, write what is queued and close the store."""
         if self._task is not None:
             task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._closing = True
+            self._wake.set()
+            await task  # it finishes the batch in hand; it is never cancelled mid-commit
         try:
             if self._stopped is None and self._pending:
                 await self.flush()
@@ -193,7 +182,7 @@ class AuditLog:
             if self.last_error is not None:
                 raise AuditUnavailable(f"{len(self._pending)} audit entries wait to be written")
             await self.flush()  # back-pressure on a producer faster than the store
-        seq, ts = self._next_seq, _stamp(self._clock())
+        seq, ts = self._next_seq, stamp(self._clock())
         entry = encode_entry(seq, ts, record)
         self._next_seq += 1
         self._pending.append(_Pending(seq, ts, merkle.leaf_hash(entry), entry, critical))
@@ -208,21 +197,29 @@ class AuditLog:
 
         Raises AuditUnavailable when the store fails (the entries stay queued for a retry) and
         AuditConflict when another writer has appended to the tables (this log then stops).
+        The writing itself runs in one shielded task, so a caller cancelled mid-commit (a client
+        that went away) cannot leave the store and the in-memory tree disagreeing.
         """
-        async with self._flush_lock:
-            target = self._next_seq
-            while self._pending and self._frontier.size < target:
-                if self._stopped is not None:
-                    raise AuditUnavailable(str(self._stopped)) from self._stopped
-                try:
-                    await self._write(self._pending[: self._max_batch])
-                except AuditConflict as exc:
-                    self._stopped = self.last_error = exc
-                    raise
-                except Exception as exc:
-                    self.last_error = exc
-                    raise AuditUnavailable(f"audit store write failed: {exc!r}") from exc
-                self.last_error = None
+        target = self._next_seq
+        while self._frontier.size < target:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.ensure_future(self._drain())
+                self._writer.add_done_callback(_retrieve)
+            await asyncio.shield(self._writer)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            if self._stopped is not None:
+                raise AuditUnavailable(str(self._stopped)) from self._stopped
+            try:
+                await self._write(self._pending[: self._max_batch])
+            except AuditConflict as exc:
+                self._stopped = self.last_error = exc
+                raise
+            except Exception as exc:
+                self.last_error = exc
+                raise AuditUnavailable(f"audit store write failed: {exc!r}") from exc
+            self.last_error = None
 
     async def _write(self, batch: Sequence[_Pending]) -> None:
         assert self._signer is not None
@@ -238,19 +235,19 @@ class AuditLog:
             batch[0].seq,
             [(p.seq, p.ts, p.leaf, p.entry) for p in batch],
             nodes,
-            (frontier.size, _stamp(now), note),
+            (frontier.size, stamp(now), note),
             durable=any(p.critical for p in batch),
         )
         self._frontier = frontier
         del self._pending[: len(batch)]
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()
             self._wake.clear()
-            if not self._pending:
+            if self._closing or not self._pending:
                 continue
             failing = self.last_error is not None
             try:

@@ -15,6 +15,7 @@ successful run, rewritten after each) and/or an externally held checkpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -26,9 +27,9 @@ from typing import Any
 import orjson
 
 from maestro_gateway.audit import merkle
-from maestro_gateway.audit._store import EntryRow, NodeRow, Snapshot, node_key
+from maestro_gateway.audit._store import INCLUSION_FORMAT, EntryRow, NodeRow, Snapshot, node_key
 from maestro_gateway.audit.checkpoint import Checkpoint, NoteError, NoteVerifier, verify_checkpoint
-from maestro_gateway.audit.log import INCLUSION_FORMAT, AuditLog
+from maestro_gateway.audit.log import AuditLog
 
 __all__ = ["Report", "verify", "verify_inclusion_document"]
 
@@ -144,16 +145,21 @@ async def _scan(snap: Snapshot, targets: Targets, report: Report, chunk: int) ->
     """Stream the entries in order, rebuilding the tree; fetch the next chunk while hashing."""
     tree = _Rebuild(report, targets)
     ahead = asyncio.ensure_future(snap.entries_after(-(2**63), chunk))
+    stored: asyncio.Future[list[NodeRow]] | None = None
     try:
         while rows := await ahead:
             ahead = asyncio.ensure_future(snap.entries_after(rows[-1][0], chunk))
             first = tree.frontier.size
             stored = asyncio.ensure_future(snap.nodes_between(first << 6, (first + len(rows)) << 6))
             made = tree.add(rows)
-            if await stored != made:
-                _diff_nodes(report, await stored, made)
+            if (nodes := await stored) != made:
+                _diff_nodes(report, nodes, made)
     finally:
-        ahead.cancel()
+        for task in (ahead, stored):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     report.entries, report.root = tree.frontier.size, tree.frontier.root()
     extra = await snap.count_nodes_from(report.entries << 6)
     if extra:

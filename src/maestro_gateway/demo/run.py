@@ -28,6 +28,11 @@ def demo_config(state_dir: Path, port: int, agent_urls: dict[str, str]) -> dict[
         "public_url": f"http://127.0.0.1:{port}",
         "registry": {"url": f"sqlite:///{state_dir / 'registry.db'}"},
         "gateway_key": {"path": str(state_dir / "gateway-signing-key.pem")},
+        "audit": {
+            "url": f"sqlite:///{state_dir / 'audit.db'}",
+            "key_path": str(state_dir / "audit-signing-key.pem"),
+            "state_file": str(state_dir / "audit-verified.checkpoint"),
+        },
         "guards": {"validate": {"ssrf": {"allow_loopback": False}}},
         "routing": [{"pattern": r"\b(report|write)\b", "skill": "write-report"}],
         "agents": [

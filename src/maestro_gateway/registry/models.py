@@ -159,3 +159,10 @@ class InvalidTransition(RegistryError):
 class Conflict(RegistryError):
     _HTTP = 409
     _REASON = "CONFLICT"
+
+
+class RegistryUnavailable(RegistryError):
+    """The change cannot be made safely now (e.g. the audit log cannot record it)."""
+
+    _HTTP = 503
+    _REASON = "REGISTRY_UNAVAILABLE"

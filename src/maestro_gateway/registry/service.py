@@ -14,11 +14,14 @@ from typing import Any
 import aiohttp
 import orjson
 
+from maestro_gateway.audit._store import AuditUnavailable
+from maestro_gateway.audit.recorder import AuditRecorder
 from maestro_gateway.config import GatewayConfig
 from maestro_gateway.registry.cards import (
     GatewaySigner,
     InvalidCard,
     card_endpoint,
+    card_sha256,
     rewrite_card_for_gateway,
     validate_card,
     verify_card_signatures,
@@ -29,6 +32,7 @@ from maestro_gateway.registry.models import (
     AgentVersion,
     InvalidArgument,
     RegistryEvent,
+    RegistryUnavailable,
 )
 from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.registry.store import RegistryStore, open_store
@@ -39,9 +43,12 @@ WELL_KNOWN = "/.well-known/agent-card.json"
 
 
 class RegistryService:
-    def __init__(self, cfg: GatewayConfig, directory: Directory) -> None:
+    def __init__(
+        self, cfg: GatewayConfig, directory: Directory, audit: AuditRecorder | None = None
+    ) -> None:
         self.cfg = cfg
         self.directory = directory
+        self.audit = audit
         self._store: RegistryStore | None = None
         self._signer: GatewaySigner | None = None
         self._served: dict[str, dict[str, Any]] = {}
@@ -181,6 +188,8 @@ class RegistryService:
         elif self.cfg.registry.require_signed_cards:
             raise InvalidCard("card is not signed, and this registry requires signed cards")
         url, protocol_version = card_endpoint(checked)
+        intent = {"agent": agent_id, "actor": actor, "card_sha256": card_sha256(checked)}
+        known = await self._audit_intent("registry.register.requested", intent, agent_id)
         version = await self.store.register(
             agent_id,
             checked,
@@ -197,18 +206,59 @@ class RegistryService:
             "agent registered",
             extra={"agent": agent_id, "version": version.version, "actor": actor},
         )
+        await self._audit_events(agent_id, known)
         await self.refresh()
         return version
 
     async def transition(
         self, agent_id: str, state: AgentState, *, actor: str, version: int | None = None
     ) -> AgentRecord:
+        intent = {"agent": agent_id, "actor": actor, "state": state.value, "version": version}
+        known = await self._audit_intent("registry.transition.requested", intent, agent_id)
         record = await self.store.transition(agent_id, version, state, actor=actor)
+        await self._audit_events(agent_id, known)
         log.info(
             "agent state changed", extra={"agent": agent_id, "state": state.value, "actor": actor}
         )
         await self.refresh()
         return record
+
+    async def _audit_intent(self, kind: str, fields: dict[str, Any], agent_id: str) -> int:
+        """Record that a change was asked for, durably, before making it: no audit, no change.
+
+        Returns how many registry events the agent had, to audit exactly the new ones after.
+        """
+        known = len(await self.store.events(agent_id))
+        if self.audit is not None:
+            try:
+                await self.audit.critical({"type": kind, **fields})
+            except AuditUnavailable:
+                raise RegistryUnavailable(
+                    "the audit log cannot record this change; nothing was changed"
+                ) from None
+        return known
+
+    async def _audit_events(self, agent_id: str, known: int) -> None:
+        """Record each registry event the change produced (who, what, before -> after hash)."""
+        if self.audit is None:
+            return
+        for event in (await self.store.events(agent_id))[known:]:
+            record = {
+                "type": f"registry.{event.action}",
+                "agent": event.agent_id,
+                "version": event.version,
+                "actor": event.actor,
+                "at": event.at.isoformat(),
+                "before_sha256": event.before_sha256,
+                "after_sha256": event.after_sha256,
+            }
+            try:
+                await self.audit.critical(record)
+            except AuditUnavailable:  # queued, retried; the caller must not think it is durable
+                raise RegistryUnavailable(
+                    "the change was made, but its audit record is not yet durable (it is "
+                    "queued and retried)"
+                ) from None
 
     async def list_agents(self, state: AgentState | None = None) -> list[AgentRecord]:
         return await self.store.list_agents(state)

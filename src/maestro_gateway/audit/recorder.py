@@ -1,0 +1,62 @@
+"""How the gateway writes to its audit log: critical events durable before the caller is
+answered, the rest batched. Disabled, every call is a no-op."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from maestro_gateway.audit._store import AuditUnavailable
+from maestro_gateway.audit.checkpoint import load_or_create_signer
+from maestro_gateway.audit.log import AuditLog
+from maestro_gateway.config import AuditConfig
+
+log = logging.getLogger("maestro_gateway.audit")
+
+
+class AuditRecorder:
+    def __init__(self, cfg: AuditConfig) -> None:
+        self.cfg = cfg
+        self._log: AuditLog | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.enabled
+
+    async def start(self) -> None:
+        if not self.cfg.enabled:
+            return
+        signer = load_or_create_signer(self.cfg.key_path, self.cfg.key_name)
+        self._log = AuditLog.open(
+            self.cfg.url,
+            signer,
+            flush_interval=self.cfg.flush_ms / 1000,
+            max_batch=self.cfg.max_batch,
+        )
+        await self._log.init()
+
+    async def close(self) -> None:
+        if self._log is not None:
+            await self._log.close()
+            self._log = None
+
+    async def critical(self, event: dict[str, Any]) -> int | None:
+        """Append and wait until it is on disk. Raises AuditUnavailable if it cannot be."""
+        if self._log is None:
+            if self.cfg.enabled:
+                raise AuditUnavailable("audit log is not open")
+            return None
+        return await self._log.append(event, critical=True)
+
+    async def note(self, event: dict[str, Any]) -> None:
+        """Append in the next batch; a failure is logged (the request is not held for it)."""
+        if self._log is None:
+            return
+        try:
+            await self._log.append(event)
+        except AuditUnavailable as exc:
+            log.error("audit append failed", extra={"error": str(exc), "event": event.get("type")})
+
+    @property
+    def log(self) -> AuditLog | None:
+        return self._log
