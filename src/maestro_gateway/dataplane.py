@@ -23,6 +23,7 @@ from maestro_gateway.a2a.errors import (
     A2AError,
     not_found,
 )
+from maestro_gateway.a2a.methods import STREAMING_METHODS
 from maestro_gateway.audit.recorder import AuditRecorder
 from maestro_gateway.context import RequestContext
 from maestro_gateway.http import BodyTooLarge, ClientDisconnected, header_map, read_body
@@ -56,7 +57,6 @@ from maestro_gateway.types import Receive, Scope, Send, Verdict, VerdictKind
 log = logging.getLogger("maestro_gateway.dataplane")
 
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")  # extension URIs: printable ASCII
-STREAMING = frozenset({"SendStreamingMessage", "SubscribeToTask"})
 CardRewriter = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
@@ -170,7 +170,7 @@ class DataPlane:
         if target is None:  # the virtual router agent
             route = (
                 self.directory.route(req.params)
-                if req.method in STREAMING | {"SendMessage"}
+                if req.method in STREAMING_METHODS | {"SendMessage"}
                 else None
             )
             if route is None:
@@ -223,7 +223,7 @@ class DataPlane:
             up_headers[
                 "A2A-Extensions" if target.protocol_version != "0.3" else "X-A2A-Extensions"
             ] = ext
-        if req_method in STREAMING:
+        if req_method in STREAMING_METHODS:
             up_headers["Accept"] = "text/event-stream"
             events = self.upstream.stream("POST", target.url, payload, up_headers)
 

@@ -20,22 +20,7 @@ from maestro_gateway.a2a.errors import (
     VERSION_NOT_SUPPORTED,
     A2AError,
 )
-
-METHODS_10 = frozenset(
-    {
-        "SendMessage",
-        "SendStreamingMessage",
-        "GetTask",
-        "ListTasks",
-        "CancelTask",
-        "SubscribeToTask",
-        "CreateTaskPushNotificationConfig",
-        "GetTaskPushNotificationConfig",
-        "ListTaskPushNotificationConfigs",
-        "DeleteTaskPushNotificationConfig",
-        "GetExtendedAgentCard",
-    }
-)
+from maestro_gateway.a2a.methods import METHODS_10
 
 
 @dataclass(frozen=True, slots=True)

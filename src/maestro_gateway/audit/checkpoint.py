@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +31,8 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
+
+from maestro_gateway.keyfiles import create_private_file
 
 __all__ = [
     "Checkpoint",
@@ -225,7 +225,7 @@ def load_or_create_signer(path: str | os.PathLike[str], name: str) -> NoteSigner
         pem = Ed25519PrivateKey.generate().private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
-        _create_exclusive(file, pem)
+        create_private_file(file, pem)
     mode = stat.S_IMODE(file.stat().st_mode)
     if mode & 0o077:
         raise PermissionError(f"audit key file {file} has mode {mode:o}; it must be 0600")
@@ -233,18 +233,3 @@ def load_or_create_signer(path: str | os.PathLike[str], name: str) -> NoteSigner
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"audit key file {file} does not hold an Ed25519 private key")
     return NoteSigner(name, key)
-
-
-def _create_exclusive(file: Path, content: bytes) -> None:
-    """Write ``content`` to a 0600 temp file, then link it into place; losing a race is fine."""
-    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".audit-key-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, file)
-    finally:
-        os.unlink(tmp)

@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from maestro_gateway.a2a.errors import INTERNAL_ERROR
+from maestro_gateway.a2a.methods import A2AMethod
 from maestro_gateway.context import RequestContext
 from maestro_gateway.guards._ratelimit_backends import (
     ConcItem,
@@ -70,19 +71,6 @@ RATE_LIMITED = -32090
 log = logging.getLogger("maestro_gateway.guards.ratelimit")
 
 KeyField = Literal["principal", "tenant", "agent", "skill", "source", "route", "method"]
-A2AMethod = Literal[
-    "SendMessage",
-    "SendStreamingMessage",
-    "GetTask",
-    "ListTasks",
-    "CancelTask",
-    "SubscribeToTask",
-    "CreateTaskPushNotificationConfig",
-    "GetTaskPushNotificationConfig",
-    "ListTaskPushNotificationConfigs",
-    "DeleteTaskPushNotificationConfig",
-    "GetExtendedAgentCard",
-]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 _UNITS |= {"d": 86400, "day": 86400}

@@ -11,12 +11,10 @@ key means removing it from the trusted set.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from maestro_gateway.keyfiles import create_private_file
 from maestro_gateway.registry import _jose
 from maestro_gateway.registry._canonical import signing_payloads
 from maestro_gateway.registry.models import InvalidCard
@@ -189,7 +188,7 @@ def _load_or_create(file: Path, alg: Literal["ES256", "EdDSA"]) -> _jose.Private
             if alg == "ES256"
             else ed25519.Ed25519PrivateKey.generate()
         )
-        _create_exclusive(
+        create_private_file(
             file, new.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
         )
     mode = stat.S_IMODE(file.stat().st_mode)
@@ -204,18 +203,3 @@ def _load_or_create(file: Path, alg: Literal["ES256", "EdDSA"]) -> _jose.Private
     if _jose.default_alg(key) != alg:
         raise ValueError(f"gateway key file {file} holds a {_jose.default_alg(key)} key, not {alg}")
     return key
-
-
-def _create_exclusive(file: Path, content: bytes) -> None:
-    """Write ``content`` to a 0600 temp file, then link it into place; losing a race is fine."""
-    file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".key-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, file)
-    finally:
-        os.unlink(tmp)
