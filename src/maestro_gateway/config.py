@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maestro_gateway.guards.ratelimit import RateLimitGuardConfig
 from maestro_gateway.guards.sanitize import SanitizeGuardConfig
+from maestro_gateway.guards.waf import WafGuardConfig
 
 
 class _Model(BaseModel):
@@ -102,6 +103,7 @@ class ValidateGuardConfig(_Model):
 class GuardsConfig(_Model):
     validate_: ValidateGuardConfig = Field(ValidateGuardConfig(), alias="validate")
     ratelimit: RateLimitGuardConfig = RateLimitGuardConfig()
+    waf: WafGuardConfig = WafGuardConfig()
     sanitize: SanitizeGuardConfig = SanitizeGuardConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -166,6 +166,11 @@ class DataPlane:
             tenant=req.params.get("tenant") if isinstance(req.params, dict) else None,
             body_size=len(body),
             raw_body=body,
+            extra={
+                "http_method": scope["method"],
+                "query_string": scope.get("query_string", b""),
+                "http_version": scope.get("http_version"),
+            },
         )
         if target is None:  # the virtual router agent
             route = (

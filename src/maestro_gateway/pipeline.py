@@ -17,6 +17,7 @@ from maestro_gateway.guards._ratelimit_backends import RateLimiter
 from maestro_gateway.guards.ratelimit import RateLimitGuard, build_limiter, release
 from maestro_gateway.guards.sanitize import SanitizeGuard
 from maestro_gateway.guards.validate import ValidateGuard
+from maestro_gateway.guards.waf import WafGuard
 from maestro_gateway.types import ALLOW, JSON, FailMode, Guard, Verdict, VerdictKind
 
 log = logging.getLogger("maestro_gateway.pipeline")
@@ -33,8 +34,11 @@ def ordered_guards(cfg: GuardsConfig, limiter: RateLimiter | None = None) -> lis
     2. validate (C1) — before everything else: every later guard may assume a well-formed,
        size-bounded, Unicode-normalised A2A 1.0 request, and malformed input is refused before
        any expensive work (content scanning, policy evaluation, upstream I/O).
-    Authorization and content guards (C2, C3, C7, C8, C19) take their places between validate
-    and sanitize as they land; their positions and reasons are written here.
+    3. waf (C7) — right after validate: it scores decoded values of a request that is known to
+       be well-formed and bounded (so its decoders cannot be fed unbounded input), and refuses
+       injection payloads before any authorization or content guard or the agent sees them.
+    Authorization and content guards (C2, C3, C8, C19) take their places between waf and
+    sanitize as they land; their positions and reasons are written here.
     last. sanitize (C23) — output neutralisation is the final transformation before a client
        sees a response or stream event: whatever earlier guards allowed or rewrote, the client
        gets it with HTML, markdown links/images, terminal escapes and spreadsheet formulas made
@@ -45,6 +49,8 @@ def ordered_guards(cfg: GuardsConfig, limiter: RateLimiter | None = None) -> lis
         guards.append(RateLimitGuard(cfg.ratelimit, limiter))
     if cfg.validate_.enabled:
         guards.append(ValidateGuard(cfg.validate_))
+    if cfg.waf.enabled:
+        guards.append(WafGuard(cfg.waf))
     if cfg.sanitize.enabled:
         guards.append(SanitizeGuard(cfg.sanitize))
     return guards
