@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 import orjson
 from hypothesis import strategies as st
 
+from maestro_gateway.a2a.methods import METHODS_10 as A2A_METHODS_10
 from maestro_gateway.app import Gateway
 from maestro_gateway.guards._ssrf import SsrfError, SsrfPolicy
 
@@ -36,19 +37,7 @@ LIMIT = 1024 * 1024  # validate.max_body_bytes in the default configuration
 CHEAP_TIMEOUT = 10.0  # seconds a request may take; generous for a loaded CI runner
 FORWARD_TIMEOUT = 20.0
 
-METHODS_10 = [
-    "SendMessage",
-    "SendStreamingMessage",
-    "GetTask",
-    "ListTasks",
-    "CancelTask",
-    "SubscribeToTask",
-    "CreateTaskPushNotificationConfig",
-    "GetTaskPushNotificationConfig",
-    "ListTaskPushNotificationConfigs",
-    "DeleteTaskPushNotificationConfig",
-    "GetExtendedAgentCard",
-]
+METHODS_10 = sorted(A2A_METHODS_10)
 METHODS_03 = [
     "message/send",
     "message/stream",

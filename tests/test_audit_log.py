@@ -34,6 +34,7 @@ from maestro_gateway.audit import (
     verify_checkpoint,
     verify_inclusion_document,
 )
+from tests.services import unavailable
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 ORIGIN = "gw.example/audit"
@@ -74,7 +75,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     try:
         admin = await asyncpg.connect(PG_SERVER)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {PG_SERVER}: {exc}")
 
     async def run_postgres(sql: str, *args: Any) -> list[tuple[Any, ...]]:
         parts = sql.split("?")

@@ -24,6 +24,7 @@ from maestro_gateway.registry import (
     card_sha256,
     open_store,
 )
+from tests.services import unavailable
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 ACTIVE, PENDING, SUSPENDED, RETIRED = (
@@ -86,7 +87,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterato
     try:
         admin = await asyncpg.connect(PG_SERVER)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_SERVER}: {exc}")
+        unavailable(f"PostgreSQL not reachable at {PG_SERVER}: {exc}")
 
     async def break_postgres() -> None:
         await admin.execute(
