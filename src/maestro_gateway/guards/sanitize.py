@@ -37,6 +37,12 @@ import nh3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from maestro_gateway.context import RequestContext
+from maestro_gateway.guards._sanitize_md import (
+    escape_inert,
+    markdown_quiet_append,
+    reset_point,
+    sanitize,
+)
 from maestro_gateway.guards._sanitize_modes import (
     CSV,
     JSON_,
@@ -48,11 +54,7 @@ from maestro_gateway.guards._sanitize_modes import (
     UrlPolicy,
     build_rules,
     csv_cell,
-    escape_inert,
-    markdown_quiet_append,
     mode_of,
-    reset_point,
-    sanitize,
     strip_terminal,
 )
 from maestro_gateway.types import ALLOW, JSON, FailMode, Verdict
