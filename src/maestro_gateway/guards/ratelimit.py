@@ -42,9 +42,9 @@ from maestro_gateway.guards._ratelimit_backends import (
     MemoryBackend,
     RateItem,
     RateLimiter,
-    RedisBackend,
     retry_after_s,
 )
+from maestro_gateway.guards._ratelimit_redis import RedisBackend
 from maestro_gateway.types import ALLOW, JSON, FailMode, Verdict
 
 __all__ = [
