@@ -91,11 +91,12 @@ def a2a_body(method: str, size: int = BODY_BYTES) -> tuple[bytes, str]:
     return build(text), text
 
 
-def http_request(port: int, path: str, body: bytes, stream: bool) -> bytes:
+def http_request(port: int, path: str, body: bytes, stream: bool, extra: str = "") -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
         f"A2A-Version: 1.0\r\n"
         + ("Accept: text/event-stream\r\n" if stream else "")
+        + extra
         + f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -236,7 +237,12 @@ def start_echo(tmp: Path, workers: int, cpu: int | None) -> tuple[Proc, int]:
 
 
 def start_gateway(
-    tmp: Path, echo_port: int, cpu: int | None, log_level: str | None, tag: str
+    tmp: Path,
+    echo_port: int,
+    cpu: int | None,
+    log_level: str | None,
+    tag: str,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Proc, int]:
     port = free_port()
     state = tmp / f"state-{tag}"
@@ -262,6 +268,7 @@ def start_gateway(
     }
     if log_level is not None:
         cfg["logging"] = {"level": log_level}
+    cfg.update(extra or {})
     config = state / "gateway.yaml"
     config.write_text(json.dumps(cfg, indent=2))  # JSON is YAML
     exe = Path(sys.executable).with_name("maestro-gateway")
@@ -270,6 +277,76 @@ def start_gateway(
     wait_until(proc, f"http://{HOST}:{port}/readyz")
     wait_until(proc, f"http://{HOST}:{port}{GW_PATH}/.well-known/agent-card.json")
     return proc, port
+
+
+_TLS_ECHO = """
+import asyncio, os, sys
+from maestro_gateway.agent.serve import serve
+from maestro_gateway.spiffe.tls import SvidPaths
+from maestro_gateway.testing.echo_agent import echo_app
+pki, port = sys.argv[1], int(sys.argv[2])
+app = echo_app(f"https://127.0.0.1:{port}")
+asyncio.run(serve(app, paths=SvidPaths.in_dir(pki, "echo"), port=port))
+"""
+
+
+@dataclass
+class Secure:
+    """Authentication (a dev-issuer JWT, MFA required), Cedar and upstream mTLS with request
+    assertions: the configuration of the identity issue's cost goal."""
+
+    pki: Path
+    issuer_cfg: dict[str, Any]
+    token: str
+    echo_port: int = 0
+
+
+def secure_setup(tmp: Path) -> Secure:
+    from maestro_gateway.identity.devissuer import DevIssuer
+    from maestro_gateway.spiffe import init_ca, issue_svid
+
+    pki = tmp / "pki"
+    init_ca(pki, "bench.test")
+    issue_svid(pki, "gateway", "spiffe://bench.test/gateway")
+    issue_svid(pki, "echo", "spiffe://bench.test/agent/echo")
+    issuer = DevIssuer(tmp)
+    token = issuer.mint("bench-user", roles=["user"], amr=["pwd", "otp"], ttl_s=6 * 3600)
+    return Secure(pki, issuer.issuer_config(), token)
+
+
+def start_tls_echo(tmp: Path, sec: Secure, cpu: int | None) -> Proc:
+    sec.echo_port = free_port()
+    argv = [sys.executable, "-c", _TLS_ECHO, str(sec.pki), str(sec.echo_port)]
+    proc = spawn("mTLS echo agent", argv, tmp / "echo-tls.log", cpu)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the agent wants a client certificate: just connect
+        with contextlib.suppress(OSError), socket.create_connection((HOST, sec.echo_port), 0.5):
+            return proc
+        time.sleep(0.1)
+    raise RuntimeError("the mTLS echo agent did not start")
+
+
+def secure_config(sec: Secure) -> dict[str, Any]:
+    return {
+        "identity": {"issuers": [sec.issuer_cfg]},
+        "guards": {"authn": {"required": True, "mfa": {"second_factor": True}}},
+        "spiffe": {
+            "trust_domain": "bench.test",
+            "dir": str(sec.pki),
+            "name": "gateway",
+            "gateway_id": "spiffe://bench.test/gateway",
+            "upstream_mtls": True,
+            "assertions": {"enabled": True},
+        },
+        "agents": [
+            {
+                "id": "echo",
+                "card_url": f"https://{HOST}:{sec.echo_port}/.well-known/agent-card.json",
+                "activate": True,
+                "expected_spiffe_id": "spiffe://bench.test/agent/echo",
+            }
+        ],
+    }
 
 
 # --------------------------------------------------------------------------- sanity checks
@@ -861,6 +938,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--echo-workers", type=int, default=1)
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     p.add_argument("--skip-nolog", action="store_true", help="skip the access-log-off variant")
+    p.add_argument(
+        "--skip-secure", action="store_true", help="skip the identity-on variant (JWT, Cedar, mTLS)"
+    )
     p.add_argument("--profile", action="store_true", help="only profile the gateway (py-spy)")
     p.add_argument("--profile-seconds", type=float, default=15.0)
     p.add_argument(
@@ -973,6 +1053,30 @@ def _run(
             "max": max_gw2,
         }
 
+    secure: dict[str, Any] | None = None
+    if not args.skip_secure:
+        phase("identity on (JWT + MFA, Cedar, upstream mTLS + assertions): start")
+        sec = secure_setup(tmp)
+        procs.append(start_tls_echo(tmp, sec, load_cpu))
+        gw3, gw3_port = start_gateway(tmp, 0, gw_cpu, None, "secure", secure_config(sec))
+        procs.append(gw3)
+        auth = f"Authorization: Bearer {sec.token}\r\n"
+        req_gw3 = http_request(gw3_port, GW_PATH, unary, False, auth)
+        phase("identity on: unary fixed rate via gateway")
+        u_gw3 = fixed_rate(gw3_port, req_gw3, r, s, w, "gateway, identity on", gw3.pid)
+        verdicts3 = gateway_verdicts(gw3_port)
+        gw3.stop()
+        cpu3 = round(u_gw3.cpu_us_per_request or math.nan, 1)
+        secure = {
+            "gateway": summary(u_gw3),
+            "added_p50_ms": round(pct(u_gw3.latency_ms, 0.5) - pct(u_direct.latency_ms, 0.5), 3),
+            "added_p99_ms": round(pct(u_gw3.latency_ms, 0.99) - pct(u_direct.latency_ms, 0.99), 3),
+            "cpu_us_per_request": cpu3,
+            "extra_cpu_us_over_default": round(cpu3 - (u_gw.cpu_us_per_request or math.nan), 1),
+            "errors": u_gw3.errors,
+            "verdicts": verdicts3,
+        }
+
     # ------------------------------------------------------------------ report
     ud, ug, sd, sg = summary(u_direct), summary(u_gw), summary(s_direct), summary(s_gw)
     sd_t, sg_t = summary(s_direct, ttfb=True), summary(s_gw, ttfb=True)
@@ -1019,6 +1123,18 @@ def _run(
             f"gateway CPU {nolog['cpu_us_per_request']} µs/request; max throughput "
             f"{nolog['max_rps']:,.0f} req/s",
         ]
+    if secure:
+        out += [
+            "",
+            "identity on (bearer JWT with MFA, Cedar authorization, upstream mTLS with SPIFFE "
+            "checks and signed request assertions):",
+            *table(
+                [("direct (plain http)", ud), ("via gateway, identity on", secure["gateway"])], ud
+            ),
+            f"gateway CPU {secure['cpu_us_per_request']} µs/request: "
+            f"{secure['extra_cpu_us_over_default']} µs more than the default configuration "
+            f"(goal ≤ 100); errors {secure['errors']}; verdicts {secure['verdicts']}",
+        ]
     goals = {
         "added_p50_ms": added_p50 <= GOALS["added_p50_ms"],
         "added_p99_ms": added_p99 <= GOALS["added_p99_ms"],
@@ -1053,6 +1169,7 @@ def _run(
         },
         "max": {"gateway": max_gw, "direct": max_direct},
         "access_log_off": nolog,
+        "identity_on": secure,
         "access_log_bytes_per_request": log_bytes,
         "pacer_lag_p99_ms": round(pct(lag, 0.99), 3),
         "gateway_verdicts": verdicts,
@@ -1067,6 +1184,7 @@ def _run(
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     print(line)
     errors = u_gw.errors + s_gw.errors + u_direct.errors + s_direct.errors
+    errors += secure["errors"] if secure else 0
     return 1 if errors else 0
 
 

@@ -15,6 +15,7 @@ import uvloop
 from maestro_gateway.app import Gateway, create_app
 from maestro_gateway.config import parse_config
 from maestro_gateway.demo.servers import AgentServers, AgentSpec, serve_agents, serve_apps
+from maestro_gateway.spiffe.tls import SvidPaths
 
 TIMEOUT = 20.0
 AGENT_SPECS = [
@@ -48,15 +49,27 @@ def _mkdir(path: Path) -> None:
 
 
 async def start_gateway(
-    state: Path, agent_urls: dict[str, str], port: int = 0, **overrides: Any
+    state: Path,
+    agent_urls: dict[str, str],
+    port: int = 0,
+    *,
+    agent_spiffe_ids: dict[str, str] | None = None,
+    tls: SvidPaths | None = None,
+    **overrides: Any,
 ) -> RunningGateway:
-    """Run a gateway on loopback with the given agents seeded and active."""
+    """Run a gateway on loopback with the given agents seeded and active.
+
+    ``agent_spiffe_ids`` registers agents with their expected SPIFFE IDs; ``tls`` serves the
+    gateway itself on https with that SVID, client certificates required (tests/test_mtls*)."""
+    ids = agent_spiffe_ids or {}
     holder: dict[str, Gateway] = {}
 
     def factory(base_url: str) -> Gateway:
         raw: dict[str, Any] = {
             "public_url": base_url,
             "registry": {"url": f"sqlite:///{state}/registry.db"},
+            "approvals": {"url": f"sqlite:///{state}/approvals.db"},
+            "grants": {"url": f"sqlite:///{state}/grants.db"},
             "gateway_key": {"path": str(state / "gateway-key.pem")},
             "audit": {
                 "url": f"sqlite:///{state / 'audit.db'}",
@@ -64,7 +77,9 @@ async def start_gateway(
                 "state_file": str(state / "audit-verified.checkpoint"),
             },
             "agents": [
-                {"id": name, "card_url": url, "activate": True} for name, url in agent_urls.items()
+                {"id": name, "card_url": url, "activate": True}
+                | ({"expected_spiffe_id": ids[name]} if name in ids else {})
+                for name, url in agent_urls.items()
             ],
             "routing": [{"pattern": r"\breport\b", "skill": "write-report"}],
         }
@@ -72,7 +87,8 @@ async def start_gateway(
         return holder["app"]
 
     _mkdir(state)
-    servers = await asyncio.wait_for(serve_apps([("gateway", factory, port)]), TIMEOUT)
+    tls_map = {"gateway": tls} if tls is not None else None
+    servers = await asyncio.wait_for(serve_apps([("gateway", factory, port)], tls=tls_map), TIMEOUT)
     return RunningGateway(servers.urls["gateway"], holder["app"], servers)
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -79,19 +83,42 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(5)
 
 
+def _direct(port: int, ctx: ssl.SSLContext) -> int:
+    request = urllib.request.Request(f"https://127.0.0.1:{port}/", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=ctx) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def assert_agents_refuse_direct_calls(pki: Path, port: int) -> None:
+    """The demo agents run on mTLS behind GatewayOnly: no certificate fails the handshake, and
+    another workload's SVID (the echo agent's own) gets 403."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        _direct(port, ctx)
+    ctx.load_cert_chain(pki / "echo.pem", pki / "echo.key")
+    assert _direct(port, ctx) == 403
+
+
 @pytest.mark.timeout(120)
 def test_demo_runs_snippet_and_keeps_state(tmp_path: Path) -> None:
-    """The demo serves the printed a2a-sdk snippet, and a restart keeps its registry and key."""
+    """The demo serves the printed a2a-sdk snippet (with the user's token from credentials.json),
+    and a restart keeps its registry and key."""
     base = free_port_block(4)
     state = tmp_path / ".demo"
     proc = start(state, base)
     try:
-        snippet = sdk_snippet(f"http://127.0.0.1:{base}")
+        creds = json.loads((state / "credentials.json").read_text())
+        snippet = sdk_snippet(f"http://127.0.0.1:{base}", creds["accounts"]["user"]["token"])
         out = subprocess.run(
             [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60, check=False
         )
         assert out.returncode == 0, out.stderr
         assert "echo: hello" in out.stdout
+        assert_agents_refuse_direct_calls(state / "pki", base + 1)
     finally:
         stop(proc)
     key = (state / "gateway-signing-key.pem").read_bytes()

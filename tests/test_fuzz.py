@@ -138,6 +138,9 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             try:
                 assert app.directory.get(fz.AGENT) is not None, "echo agent not active"
                 assert app.directory.get(fz.MISSING_AGENT) is None
+                # The seeds read and cancel task t-1: bind it to the fuzz client, as if it had
+                # created it through the gateway (authz hides tasks of anyone else).
+                app.pipeline.policy.tasks.record(fz.AGENT, "t-1", "addr:203.0.113.7", "")
                 harness = Harness(app)
                 # Per-case ERROR capture: on the root logger, and on the gateway's own logger in
                 # case setup_logging() (propagate=False) ran earlier in this process.

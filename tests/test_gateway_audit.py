@@ -78,7 +78,11 @@ async def test_registry_changes_and_denials_are_audited_and_verify(
     with sqlite3.connect(tmp_path / "audit.db") as db:  # an attacker with database access
         for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
             db.execute(f"DROP TRIGGER {name}")
-        seq, entry = db.execute("SELECT seq, entry FROM audit_entries WHERE seq = 2").fetchone()
+        seq, entry = next(
+            (seq, entry)
+            for seq, entry in db.execute("SELECT seq, entry FROM audit_entries ORDER BY seq")
+            if b'"alice"' in bytes(entry)
+        )
         forged = bytes(entry).replace(b"alice", b"mallory")
         db.execute("UPDATE audit_entries SET entry = ? WHERE seq = ?", (forged, seq))
     assert await asyncio.to_thread(main, ["audit", "--config", str(config), "verify"]) == 1

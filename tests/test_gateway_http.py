@@ -206,9 +206,15 @@ async def test_rest_send_message(env: Env) -> None:
 
 
 async def test_rest_tenant_prefix_reaches_agent(env: Env) -> None:
-    """A /{tenant}/ prefix becomes the request's tenant field upstream."""
-    env.recorder.reply = {"id": "t1", "contextId": "c1", "status": {"state": "TASK_STATE_WORKING"}}
+    """A /{tenant}/ prefix becomes the request's tenant field upstream (for a task this
+    caller created through the gateway: tasks it never saw are answered as not found)."""
+    task = {"id": "t1", "contextId": "c1", "status": {"state": "TASK_STATE_WORKING"}}
+    env.recorder.reply = {"task": task}
     try:
+        headers = {"Content-Type": "application/a2a+json"}
+        url = f"{env.url}/agents/recorder/rest/acme/message:send"
+        assert (await post(url, send_params("start"), headers))[0] == 200
+        env.recorder.reply = task
         status, data = await get(f"{env.url}/agents/recorder/rest/acme/tasks/t1?historyLength=2")
     finally:
         env.recorder.reply = None

@@ -104,5 +104,6 @@ def test_overrides_apply_per_agent_and_skill() -> None:
     assert p.settings("echo").validate_.max_body_bytes == 1024 * 1024
     assert p.settings("big").validate_.max_body_bytes == 5000
     assert p.settings("big", "upload").validate_.max_body_bytes == 9000
-    assert [g.name for g in p.guards("off", None)] == ["waf", "sanitize"]
-    assert [g.name for g in p.guards("echo", None)] == ["validate", "waf", "sanitize"]
+    content = ["waf", "firewall", "approval", "dlp", "sanitize"]
+    assert [g.name for g in p.guards("off", None)] == ["enforce", "authz", *content]
+    assert [g.name for g in p.guards("echo", None)] == ["enforce", "validate", "authz", *content]

@@ -14,9 +14,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from maestro_gateway._quota_config import QuotaConfig
+from maestro_gateway.breaker import BreakerConfig
+from maestro_gateway.detect.config import DetectConfig
+from maestro_gateway.grants.config import GrantsConfig
+from maestro_gateway.guards.approval import ApprovalGuardConfig
+from maestro_gateway.guards.authn import AuthnGuardConfig
+from maestro_gateway.guards.authz import AuthzGuardConfig
+from maestro_gateway.guards.dlp import DlpGuardConfig
+from maestro_gateway.guards.firewall import FirewallGuardConfig
+from maestro_gateway.guards.grants import GrantsGuardConfig
 from maestro_gateway.guards.ratelimit import RateLimitGuardConfig
 from maestro_gateway.guards.sanitize import SanitizeGuardConfig
 from maestro_gateway.guards.waf import WafGuardConfig
+from maestro_gateway.identity.config import IdentityConfig
+from maestro_gateway.playbooks.model import PlaybooksConfig
+from maestro_gateway.policy import PolicyConfig
+from maestro_gateway.siem.config import SiemConfig
+from maestro_gateway.spiffe.config import SpiffeConfig
 
 
 class _Model(BaseModel):
@@ -26,6 +41,31 @@ class _Model(BaseModel):
 class ListenConfig(_Model):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+
+
+class ServerConfig(_Model):
+    """Limits of the client-facing HTTP server (T3: slowloris, header and connection floods).
+
+    Enforced by ``maestro_gateway.server.GatewayHttpProtocol``; see docs/rate-limits.md.
+    """
+
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A request's line and headers must arrive within this (408)."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request body must arrive within this after its headers (408)."
+    )
+    keepalive_timeout_s: float = Field(5.0, gt=0, description="Idle keep-alive connections close.")
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, description="Request line plus headers, bytes (431)."
+    )
+    max_headers: int = Field(100, ge=8, description="Header fields per request (431).")
+    max_connections: int = Field(
+        4096, gt=0, description="Open client connections per worker; beyond: 503 and close."
+    )
+    max_connections_per_source: int | None = Field(
+        None, gt=0, description="Open connections per client address; None = no limit."
+    )
 
 
 class TrustedKey(_Model):
@@ -72,6 +112,31 @@ class UpstreamConfig(_Model):
     keepalive_s: float = Field(
         4.0, gt=0, description="Close idle agent connections after this (below the agent's own)."
     )
+    breaker: BreakerConfig = BreakerConfig()
+    quotas: QuotaConfig = QuotaConfig()
+    per_agent: dict[str, AgentUpstreamConfig] = Field(
+        {}, description="Per-agent overrides of the timeouts, sizes, breaker and quotas."
+    )
+
+    def for_agent(self, agent_id: str) -> UpstreamConfig:
+        """This configuration with ``per_agent[agent_id]`` applied (itself when none)."""
+        override = self.per_agent.get(agent_id)
+        if override is None:
+            return self
+        merged = self.model_dump(exclude={"per_agent"}) | override.model_dump(exclude_none=True)
+        return UpstreamConfig.model_validate(merged)
+
+
+class AgentUpstreamConfig(_Model):
+    """Settings for one agent's calls; unset fields keep the ``upstream`` values."""
+
+    connect_timeout_s: float | None = Field(None, gt=0)
+    read_timeout_s: float | None = Field(None, gt=0)
+    total_timeout_s: float | None = Field(None, gt=0)
+    max_response_bytes: int | None = Field(None, gt=0)
+    stream_idle_timeout_s: float | None = Field(None, gt=0)
+    breaker: BreakerConfig | None = None
+    quotas: QuotaConfig | None = None
 
 
 class SsrfConfig(_Model):
@@ -101,10 +166,16 @@ class ValidateGuardConfig(_Model):
 
 
 class GuardsConfig(_Model):
+    authn: AuthnGuardConfig = AuthnGuardConfig()
     validate_: ValidateGuardConfig = Field(ValidateGuardConfig(), alias="validate")
     ratelimit: RateLimitGuardConfig = RateLimitGuardConfig()
+    authz: AuthzGuardConfig = AuthzGuardConfig()
+    grants: GrantsGuardConfig = GrantsGuardConfig()
     waf: WafGuardConfig = WafGuardConfig()
+    firewall: FirewallGuardConfig = FirewallGuardConfig()
+    dlp: DlpGuardConfig = DlpGuardConfig()
     sanitize: SanitizeGuardConfig = SanitizeGuardConfig()
+    approval: ApprovalGuardConfig = ApprovalGuardConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -133,6 +204,18 @@ class SeedAgent(_Model):
     expected_spiffe_id: str | None = None
 
 
+class AuditExportConfig(_Model):
+    """Copies of the latest signed checkpoint for an outside witness (docs/audit.md, Export)."""
+
+    file: str | None = Field(None, description="Append each new checkpoint note here (fsync).")
+    syslog: str | None = Field(
+        None, description="tcp://host:port: RFC 5424 over TCP, octet-counting framing."
+    )
+    http_url: str | None = Field(None, description="POST each new checkpoint (text/plain).")
+    interval_s: float = Field(10.0, gt=0, description="How often the latest checkpoint is sent.")
+    timeout_s: float = Field(5.0, gt=0)
+
+
 class AuditConfig(_Model):
     """C9 tamper-evident audit log (an RFC 6962 Merkle log with signed checkpoints)."""
 
@@ -150,6 +233,41 @@ class AuditConfig(_Model):
         ".demo/audit-verified.checkpoint",
         description="Where `audit verify` keeps the last verified checkpoint (rollback check).",
     )
+    export: AuditExportConfig = AuditExportConfig()
+
+
+class DriftConfig(_Model):
+    """C10 drift scanner: registry vs audit log, configuration, live agent cards (docs/drift.md)."""
+
+    enabled: bool = Field(True, description="Scan periodically in the server.")
+    interval_s: float = Field(300.0, gt=0, description="Seconds between scans (first after one).")
+    suspend_on_card_change: bool = Field(
+        False, description="Suspend an agent whose card at its origin changed since approval."
+    )
+    card_fetch_timeout_s: float = Field(5.0, gt=0)
+    settle_s: float = Field(
+        1.0, ge=0, description="Re-check registry findings after this, to skip in-flight changes."
+    )
+    ssrf: SsrfConfig = Field(
+        SsrfConfig(allow_private=True),
+        description="Which card origins the scanner may fetch (metadata/link-local never).",
+    )
+
+
+class ApprovalsConfig(_Model):
+    """C3 held requests: where they are kept and how long they wait (docs/approvals.md)."""
+
+    url: str = Field(
+        "sqlite:///.demo/approvals.db",
+        description="sqlite:///path, sqlite://:memory: or postgresql://…?schema=name",
+    )
+    hold_timeout_s: float = Field(
+        3600.0, gt=0, description="A hold not decided within this is denied (expired)."
+    )
+    release_window_s: float = Field(
+        3600.0, gt=0, description="An approval not continued within this expires."
+    )
+    sweep_interval_s: float = Field(30.0, gt=0, description="How often timed-out holds expire.")
 
 
 class LoggingConfig(_Model):
@@ -162,6 +280,7 @@ class GatewayConfig(_Model):
     """The whole gateway configuration."""
 
     listen: ListenConfig = ListenConfig()
+    server: ServerConfig = ServerConfig()
     public_url: str = Field("http://127.0.0.1:8080", description="Base URL clients use.")
     workers: int = Field(1, ge=1, le=64)
     registry: RegistryConfig = RegistryConfig()
@@ -172,6 +291,15 @@ class GatewayConfig(_Model):
     routing: list[RouteRule] = []
     agents: list[SeedAgent] = []
     audit: AuditConfig = AuditConfig()
+    identity: IdentityConfig = IdentityConfig()
+    policy: PolicyConfig = PolicyConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
+    grants: GrantsConfig = GrantsConfig()
+    drift: DriftConfig = DriftConfig()
+    siem: SiemConfig = SiemConfig()
+    detect: DetectConfig = DetectConfig()
+    playbooks: PlaybooksConfig = PlaybooksConfig()
+    spiffe: SpiffeConfig = SpiffeConfig()  # C12 mTLS with SPIFFE identities (docs/mtls.md)
     logging: LoggingConfig = LoggingConfig()
     admin_token: str | None = Field(
         None, description="Bearer token for /admin/v1 (until OIDC lands); None = loopback only."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -24,8 +24,10 @@ from maestro_gateway.a2a.errors import (
     not_found,
 )
 from maestro_gateway.a2a.methods import STREAMING_METHODS
+from maestro_gateway.approvals.a2a import MESSAGE_METHODS, Answer, ApprovalGate
 from maestro_gateway.audit.recorder import AuditRecorder
 from maestro_gateway.context import RequestContext
+from maestro_gateway.guards.ratelimit import charge_response
 from maestro_gateway.http import BodyTooLarge, ClientDisconnected, header_map, read_body
 from maestro_gateway.observability import (
     AccessLog,
@@ -35,7 +37,9 @@ from maestro_gateway.observability import (
     traceparent,
 )
 from maestro_gateway.pipeline import Pipeline, finish
-from maestro_gateway.proxy import Upstream
+from maestro_gateway.principal import principal_of
+from maestro_gateway.proxy import Upstream, assertion_subject
+from maestro_gateway.quotas import Quotas
 from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.reply import (
     Call,
@@ -52,6 +56,7 @@ from maestro_gateway.requests import (
     parse_rest,
     skill_id_of,
 )
+from maestro_gateway.spiffe._records import act_claim, workload_record
 from maestro_gateway.types import Receive, Scope, Send, Verdict, VerdictKind
 
 log = logging.getLogger("maestro_gateway.dataplane")
@@ -78,6 +83,11 @@ class DataPlane:
         self.directory = directory
         self.metrics = metrics
         self.card_rewriter = card_rewriter
+        self.quotas = Quotas(upstream)  # C22 per-agent task quotas
+        self.approvals: ApprovalGate | None = None  # C3 holds (set by the app)
+        # Called when a request ends; must not block (the SIEM's API Activity enqueue).
+        self.finished_hooks: list[Callable[[Call, Scope], None]] = []
+        self.gateway_id: str | None = None  # C20: the gateway's own identity (SPIFFE ID or URL)
 
     async def handle(
         self, scope: Scope, receive: Receive, send: Send, agent_id: str, rest_path: str | None
@@ -96,6 +106,10 @@ class DataPlane:
                 call.rpc_id = error_rpc_id(exc)
             if call.verdict == "allow":
                 call.verdict = "error"
+            if exc.status in (429, 503) and exc.metadata and "retry_after" in exc.metadata:
+                # e.g. a quota or an open circuit: tell HTTP clients and proxies when to retry
+                wait = max(1, round(float(exc.metadata["retry_after"]) + 0.49))
+                call.extra_headers.append((b"retry-after", str(wait).encode()))
             await send_error(send, call, exc)
         except ClientDisconnected:
             call.verdict, call.status = "disconnected", 499
@@ -105,6 +119,8 @@ class DataPlane:
             await send_error(send, call, A2AError(INTERNAL_ERROR, "internal error", 500))
         finally:
             self.metrics.observe(call.agent, call.method, call.verdict, call.started)
+            for hook in self.finished_hooks:
+                hook(call, scope)
             self.access_log.write(
                 {
                     "level": "info",
@@ -118,6 +134,9 @@ class DataPlane:
                     "verdict": call.verdict,
                     "status": call.status,
                     "duration_ms": round((time.perf_counter() - call.started) * 1000, 3),
+                    "principal": call.principal,
+                    "identity": call.identity,
+                    "workload": call.workload,
                 }
             )
             request_id_var.reset(token)
@@ -172,6 +191,9 @@ class DataPlane:
                 "http_version": scope.get("http_version"),
             },
         )
+        if tls := (scope.get("extensions") or {}).get("tls"):  # C12: a verified client SVID
+            ctx.extra["client_spiffe_id"] = tls.get("spiffe_id")
+            ctx.extra["client_cert_sha256"] = tls.get("fingerprint_sha256")
         if target is None:  # the virtual router agent
             route = (
                 self.directory.route(req.params)
@@ -191,6 +213,7 @@ class DataPlane:
             await self._forward(receive, send, call, ctx, target, headers, upstream_tp)
         finally:
             await finish(ctx)  # e.g. give back concurrency slots, whatever happened
+            self.quotas.release(ctx)
 
     async def _forward(
         self,
@@ -204,9 +227,25 @@ class DataPlane:
     ) -> None:
         """Guard the request, call the agent, guard and send the answer."""
         req_method = ctx.method
+        if self.approvals is not None:  # a continuation of a held task: the stored request
+            await self.approvals.continuation(ctx)
         verdict = await self.pipeline.request(ctx)
+        call.principal = principal_of(ctx)  # C20: identity on every record about this request
+        if (identity := ctx.extra.get("identity")) is not None:
+            call.identity = identity.record()
+        call.workload = workload_record(ctx, target.expected_spiffe_id, self.gateway_id)
+        if self.upstream.assertions is not None:  # T6: whom the gateway's assertion names
+            assertion_subject.set((call.principal, act_claim(identity)))
+        if self.approvals is not None:
+            if verdict.kind is VerdictKind.ESCALATE and req_method in MESSAGE_METHODS:
+                call.verdict = "held"  # stored and audited (approval.held); nothing is forwarded
+                held = await self.approvals.hold(ctx, verdict)
+                return await self._answer(receive, send, call, ctx, held)
+            if verdict.allowed and (answer := await self.approvals.answer(ctx)) is not None:
+                return await self._answer(receive, send, call, ctx, answer)
         if not verdict.allowed:
             await self._deny(call, verdict)
+        self.quotas.admit(ctx, target.agent_id, req_method)  # C22: max concurrent tasks
         up_method, up_params = req_method, ctx.params
         if target.protocol_version == "0.3":
             up_method, up_params = compat03.request_to_03(req_method, ctx.params)
@@ -230,18 +269,67 @@ class DataPlane:
             ] = ext
         if req_method in STREAMING_METHODS:
             up_headers["Accept"] = "text/event-stream"
-            events = self.upstream.stream("POST", target.url, payload, up_headers)
+            reply_headers: dict[bytes, bytes] = {}
+            events = self.upstream.stream(
+                "POST",
+                target.url,
+                payload,
+                up_headers,
+                agent=target.agent_id,
+                reply_headers=reply_headers,
+            )
+            events = self.quotas.bound(events, ctx, target, up_headers)  # C22 duration, bytes
 
             async def process(event: Any) -> Any:
                 return await self._result(call, ctx, target, event, stream=True)
 
-            await relay_stream(receive, send, call, events, process)
+            try:
+                await relay_stream(receive, send, call, events, process)
+            finally:
+                await charge_response(ctx, reply_headers)  # C6 cost the agent reported
             return
-        _, resp = await self.upstream.call_json("POST", target.url, payload, up_headers)
+        reply_headers = {}
+        _, resp = await self.upstream.call_json(
+            "POST",
+            target.url,
+            payload,
+            up_headers,
+            agent=target.agent_id,
+            reply_headers=reply_headers,
+        )
+        await charge_response(ctx, reply_headers)  # C6 cost the agent reported
         result = await self._result(call, ctx, target, resp, stream=False)
         if req_method == "GetExtendedAgentCard" and self.card_rewriter and isinstance(result, dict):
             result = self.card_rewriter(target.agent_id, result)
         await send_result(send, call, result)
+
+    async def _answer(
+        self, receive: Receive, send: Send, call: Call, ctx: RequestContext, answer: Answer
+    ) -> None:
+        """Send a result the gateway made itself (a held task): the response guards see it like
+        an agent's answer (authz binds the held task to its requester), in the client's version."""
+        result, stream = answer.result, ctx.method in STREAMING_METHODS
+        verdict = await self.pipeline.response(ctx, result, stream=stream)
+        if verdict.kind is VerdictKind.MUTATE:
+            result = verdict.payload
+        elif not verdict.allowed:
+            await self._deny(call, verdict)
+        if call.client_version == "0.3":
+            result = (
+                compat03.stream_event_to_03(result)
+                if stream
+                else compat03.result_to_03(ctx.method, result)
+            )
+        if not stream:
+            return await send_result(send, call, result)
+
+        async def one() -> AsyncIterator[list[Any]]:
+            yield [result]
+
+        async def same(event: Any) -> Any:
+            return event
+
+        await relay_stream(receive, send, call, one(), same)
 
     async def _deny(self, call: Call, verdict: Verdict) -> None:
         call.verdict = verdict.kind.value
@@ -256,6 +344,9 @@ class DataPlane:
                 "guard": verdict.guard,
                 "rule": rule,
                 "reason": verdict.reason[:500],
+                "principal": call.principal,
+                "identity": call.identity,
+                "workload": call.workload,
             }
         )
         headers = verdict.details.pop("headers", None)
@@ -279,6 +370,8 @@ class DataPlane:
                 result = compat03.stream_event_to_10(result)
             else:
                 result = compat03.result_to_10(ctx.method, result)
+        if self.approvals is not None:
+            await self.approvals.observe(ctx, result)
         verdict = await self.pipeline.response(ctx, result, stream=stream)
         if verdict.kind is VerdictKind.MUTATE:
             result = verdict.payload

@@ -15,7 +15,12 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -145,6 +150,7 @@ class Metrics:
         self._latency: dict[tuple[str, str], list[float]] = {}  # bucket counts, then sum
         self._denials: dict[tuple[str, str], int] = {}
         self.rate_limit_decisions: Callable[[], dict[tuple[str, str, str], int]] | None = None
+        self.siem_stats: Callable[[], dict[str, int]] | None = None
         self.registry.register(self)
 
     def observe(self, agent: str, method: str, verdict: str, started: float) -> None:
@@ -201,3 +207,20 @@ class Metrics:
             for key, n in sorted(self.rate_limit_decisions().items()):
                 decisions.add_metric(list(key), n)
             yield decisions
+        if self.siem_stats is not None:
+            siem = CounterMetricFamily(
+                "maestro_siem_events",
+                "SIEM export: accepted, spooled, delivered/retries/resent/rejected per exporter, "
+                "dropped by reason",
+                labels=["counter"],
+            )
+            backlog = GaugeMetricFamily(
+                "maestro_siem_backlog", "SIEM queue length and spool size", labels=["what"]
+            )
+            for name, value in sorted(self.siem_stats().items()):
+                if name in ("queue_length", "spool_bytes", "queue_high_water"):
+                    backlog.add_metric([name], value)
+                else:
+                    siem.add_metric([name], value)
+            yield siem
+            yield backlog

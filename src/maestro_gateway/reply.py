@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from maestro_gateway.a2a.errors import INVALID_AGENT_RESPONSE, A2AError
+from maestro_gateway.a2a.errors import INVALID_AGENT_RESPONSE, TASK_NOT_FOUND, A2AError, not_found
 from maestro_gateway.a2a.sse import encode_event
 from maestro_gateway.http import ClientDisconnected, send_bytes
 from maestro_gateway.types import Receive, Send, Verdict, VerdictKind
@@ -36,6 +36,13 @@ class Call:
     status: int = 200
     started_response: bool = False
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    principal: str = ""
+    identity: dict[str, Any] | None = None
+    """C20: who the request was made for (``Identity.record()``), for every record about it."""
+    workload: dict[str, str] | None = None
+    """C20/C12: the client certificate's SPIFFE ID and SHA-256 fingerprint, the agent's SPIFFE
+    ID and the gateway's own identity (``client_spiffe_id``, ``client_cert_sha256``,
+    ``agent_spiffe_id``, ``gateway_id``; only those known)."""
 
     def id_header(self) -> list[tuple[bytes, bytes]]:
         return [(b"x-request-id", self.request_id.encode()), *self.extra_headers]
@@ -48,6 +55,10 @@ class Call:
 
 
 def verdict_error(v: Verdict) -> A2AError:
+    if v.details.get("hidden"):  # authorization hides it: answer exactly as absence is answered
+        if v.code == TASK_NOT_FOUND:
+            return A2AError(TASK_NOT_FOUND, "task not found", 404, reason="TASK_NOT_FOUND")
+        return not_found(str(v.details["hidden"]))
     meta = {"guard": v.guard, **{k: str(x) for k, x in v.details.items()}}
     reason = "GUARD_ESCALATED" if v.kind is VerdictKind.ESCALATE else "GUARD_DENIED"
     return A2AError(v.code, v.reason, v.status, reason=reason, metadata=meta)
@@ -79,8 +90,9 @@ async def send_error(send: Send, call: Call, exc: A2AError) -> None:
         await send_bytes(send, exc.status, exc.rest_bytes(), headers=call.id_header())
     else:
         # JSON-RPC errors travel with HTTP 200, except transport-level refusals, and those a
-        # proxy or client should see (429 Too Many Requests, 503 with Retry-After).
-        call.status = exc.status if exc.status in (404, 413, 415, 429, 503) else 200
+        # proxy or client should see (401 with its WWW-Authenticate challenge, 429 Too Many
+        # Requests, 503 with Retry-After).
+        call.status = exc.status if exc.status in (401, 404, 413, 415, 429, 503) else 200
         body = exc.jsonrpc_bytes(call.rpc_id)
         await send_bytes(send, call.status, body, headers=call.id_header())
 

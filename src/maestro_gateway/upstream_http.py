@@ -14,7 +14,7 @@ import asyncio
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httptools
@@ -24,7 +24,8 @@ _PAUSE_AT = 256 * 1024
 
 
 class UpstreamError(Exception):
-    """A failed upstream exchange; ``kind`` is connect, timeout, protocol, closed or too_large."""
+    """A failed upstream exchange; ``kind`` is connect, timeout, protocol, closed, too_large or
+    identity (the agent's TLS certificate is not the workload it must be)."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -32,14 +33,23 @@ class UpstreamError(Exception):
 
 
 class _Origin:
-    __slots__ = ("host", "host_header", "key", "port", "ssl")
+    __slots__ = ("host", "host_header", "key", "peer_id", "port", "ssl")
 
-    def __init__(self, scheme: str, host: str, port: int, ssl: ssl_module.SSLContext | None):
-        self.host, self.port, self.ssl = host, port, ssl
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        ssl: ssl_module.SSLContext | None,
+        peer_id: str | None = None,
+    ):
+        self.host, self.port, self.ssl, self.peer_id = host, port, ssl, peer_id
         default = 443 if scheme == "https" else 80
         shown = f"[{host}]" if ":" in host else host
         self.host_header = (shown if port == default else f"{shown}:{port}").encode()
-        self.key = (scheme, host, port)
+        # The pool is per origin *and* required peer identity: a connection verified for one
+        # SPIFFE ID is never reused for a call that requires another.
+        self.key = (scheme, host, port, peer_id or "")
 
 
 class _Conn(asyncio.Protocol):
@@ -161,8 +171,11 @@ class _Conn(asyncio.Protocol):
 class Response:
     """An upstream response whose headers have arrived; read or stream the body, then release."""
 
-    def __init__(self, client: HttpClient, origin: _Origin, conn: _Conn, deadline: float) -> None:
+    def __init__(
+        self, client: HttpClient, origin: _Origin, conn: _Conn, deadline: float, read_timeout: float
+    ) -> None:
         self._client, self._origin, self._conn, self._deadline = client, origin, conn, deadline
+        self._read_timeout = read_timeout
         self._released = False
         self.status = conn.status
         self.headers = conn.headers
@@ -181,7 +194,7 @@ class Response:
                 parts.append(chunk)
             if conn.complete:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
-            await conn.wait(self._deadline, self._client.read_timeout)
+            await conn.wait(self._deadline, self._read_timeout)
 
     async def iter_lines(self, max_line: int, idle_timeout: float) -> AsyncIterator[list[bytes]]:
         """The body split on LF as it arrives (for SSE), one list per arrival; a line over
@@ -228,17 +241,24 @@ class HttpClient:
         limit_per_host: int,
         keepalive_s: float = 4.0,
         ssl: ssl_module.SSLContext | None = None,
+        verify_peer: Callable[[object, str | None], object] | None = None,
     ) -> None:
+        """``verify_peer(ssl_object, peer_id)``, when given, is called once per new TLS
+        connection after the handshake and raises to refuse the peer (SPIFFE ID checks);
+        ``peer_id`` is what the request asked for (:meth:`request`)."""
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.keepalive_s = keepalive_s
         self._limit = limit_per_host
         self._ssl = ssl
-        self._origins: dict[str, tuple[_Origin, bytes]] = {}
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
-        self._slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
+        self._verify_peer = verify_peer
+        self._origins: dict[str | tuple[str, str], tuple[_Origin, bytes]] = {}
+        self._idle: dict[tuple[str, str, int, str], list[_Conn]] = {}
+        self._slots: dict[tuple[str, str, int, str], asyncio.Semaphore] = {}
+        self.connections_made = 0  # new connections (TLS handshakes on https) since start
 
-    def _target(self, url: str) -> tuple[_Origin, bytes]:
-        hit = self._origins.get(url)
+    def _target(self, url: str, peer_id: str | None = None) -> tuple[_Origin, bytes]:
+        cache_key = url if peer_id is None else (url, peer_id)
+        hit = self._origins.get(cache_key)
         if hit is not None:
             return hit
         parts = urlsplit(url)
@@ -250,9 +270,9 @@ class HttpClient:
             ctx = self._ssl or ssl_module.create_default_context()
         port = parts.port or (443 if scheme == "https" else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        target = (_Origin(scheme, parts.hostname, port, ctx), path.encode())
+        target = (_Origin(scheme, parts.hostname, port, ctx, peer_id), path.encode())
         if len(self._origins) < 4096:
-            self._origins[url] = target
+            self._origins[cache_key] = target
         return target
 
     async def request(
@@ -262,16 +282,32 @@ class HttpClient:
         headers: Mapping[str, str],
         body: bytes,
         total_timeout: float | None,
+        *,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        peer_id: str | None = None,
     ) -> Response:
-        origin, path = self._target(url)
+        """Send a request; ``connect_timeout``/``read_timeout`` override the client's for this
+        call (per-agent settings). Waiting for a free pool slot counts as connecting: an agent
+        whose pool is full of slow calls fails new calls after the connect timeout.
+        ``peer_id`` is the SPIFFE ID the agent must present on https (see ``verify_peer``)."""
+        origin, path = self._target(url, peer_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + total_timeout if total_timeout else float("inf")
+        connect_timeout = connect_timeout or self.connect_timeout
+        read_timeout = read_timeout or self.read_timeout
         slots = self._slots.get(origin.key)
         if slots is None:
             slots = self._slots[origin.key] = asyncio.Semaphore(self._limit)
-        await slots.acquire()
+        if slots.locked():  # the pool is full: wait, but no longer than a connect may take
+            try:
+                await asyncio.wait_for(slots.acquire(), connect_timeout)
+            except TimeoutError:
+                raise UpstreamError("timeout", "no free connection to the agent in time") from None
+        else:
+            await slots.acquire()
         try:
-            conn = self._pop_idle(origin) or await self._connect(origin, loop)
+            conn = self._pop_idle(origin) or await self._connect(origin, loop, connect_timeout)
             head = [b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method.encode(), path, origin.host_header)]
             for name, value in headers.items():
                 if "\r" in value or "\n" in value:
@@ -281,11 +317,11 @@ class HttpClient:
             assert conn.transport is not None
             conn.transport.write(b"".join(head) + body)
             while not conn.headers_done:
-                await conn.wait(deadline, self.read_timeout)
+                await conn.wait(deadline, read_timeout)
         except BaseException:
             slots.release()
             raise
-        return Response(self, origin, conn, deadline)
+        return Response(self, origin, conn, deadline, read_timeout)
 
     def _pop_idle(self, origin: _Origin) -> _Conn | None:
         idle = self._idle.get(origin.key)
@@ -298,7 +334,9 @@ class HttpClient:
             conn.close()
         return None
 
-    async def _connect(self, origin: _Origin, loop: asyncio.AbstractEventLoop) -> _Conn:
+    async def _connect(
+        self, origin: _Origin, loop: asyncio.AbstractEventLoop, limit_s: float
+    ) -> _Conn:
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(
@@ -308,12 +346,20 @@ class HttpClient:
                     ssl=origin.ssl,
                     server_hostname=origin.host if origin.ssl else None,
                 ),
-                self.connect_timeout,
+                limit_s,
             )
         except TimeoutError:
             raise UpstreamError("timeout", "connecting to the agent timed out") from None
         except (OSError, ssl_module.SSLError) as exc:
             raise UpstreamError("connect", f"agent unreachable: {type(exc).__name__}") from None
+        self.connections_made += 1
+        if origin.ssl is not None and self._verify_peer is not None:
+            assert conn.transport is not None
+            try:
+                self._verify_peer(conn.transport.get_extra_info("ssl_object"), origin.peer_id)
+            except Exception as exc:  # the peer is not who it must be: never send it anything
+                conn.close()
+                raise UpstreamError("identity", str(exc)) from None
         return conn
 
     def _release(self, origin: _Origin, conn: _Conn) -> None:

@@ -20,7 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from maestro_gateway.admin.approvals import approval_error, approval_routes
+from maestro_gateway.admin.authz import AdminAuthz, Forbidden
 from maestro_gateway.admin.openapi import OPENAPI
+from maestro_gateway.approvals.models import ApprovalError
+from maestro_gateway.approvals.service import ApprovalService
+from maestro_gateway.identity.admin import AdminAuth, Refusal
+from maestro_gateway.identity.authenticator import Authenticator
+from maestro_gateway.policy import PolicyRuntime
 from maestro_gateway.registry.cards import InvalidCard
 from maestro_gateway.registry.models import AgentState, RegistryError
 from maestro_gateway.registry.service import RegistryService
@@ -56,8 +63,16 @@ class BadRequest(Exception):
     """A malformed admin request; answered with 400."""
 
 
-def build_admin_app(registry: RegistryService) -> ASGIApp:
+def build_admin_app(
+    registry: RegistryService,
+    approvals: ApprovalService | None = None,
+    extra_routes: list[Route] | None = None,
+    authenticator: Authenticator | None = None,
+    policy: PolicyRuntime | None = None,
+) -> ASGIApp:
     token = registry.cfg.admin_token
+    authz = AdminAuthz(policy, registry)  # Cedar decides every registry action (C8)
+    jwt_auth = AdminAuth(authenticator)  # bearer JWTs from identity.issuers (identity/admin.py)
 
     def authorized(request: Request) -> bool:
         if token:
@@ -67,6 +82,8 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
         return host in ("127.0.0.1", "::1", "localhost")
 
     def actor(request: Request) -> str:
+        if (ident := getattr(request.state, "identity", None)) is not None:
+            return str(ident.principal)
         return request.headers.get("x-maestro-actor", "admin")[:128] or "admin"
 
     async def body(request: Request) -> Any:
@@ -86,6 +103,7 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
             wanted = AgentState(state) if state else None
         except ValueError:
             return _problem(400, f"unknown state {state!r}")
+        await authz.check(request, "registry_read", "*")
         agents = await registry.list_agents(wanted)
         return _json({"agents": [_dump(a) for a in agents]})
 
@@ -93,6 +111,10 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
         data = await body(request)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             return _problem(400, "body must be an object with 'id' and 'card_url' or 'card'")
+        tenant = data.get("tenant")
+        await authz.check(
+            request, "register", data["id"], tenant if isinstance(tenant, str) else None
+        )
         version = await registry.register(
             data["id"],
             actor=actor(request),
@@ -100,11 +122,13 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
             card_url=data.get("card_url"),
             upstream_url=data.get("upstream_url"),
             tenant=data.get("tenant"),
+            expected_spiffe_id=data.get("expected_spiffe_id"),
         )
         return _json(_dump(version), 201)
 
     async def get_agent(request: Request) -> Response:
         agent_id = request.path_params["agent_id"]
+        await authz.check(request, "registry_read", agent_id)
         record = await registry.get(agent_id)
         if record is None:
             return _problem(404, "agent not found")
@@ -113,6 +137,7 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
 
     async def events(request: Request) -> Response:
         agent_id = request.path_params["agent_id"]
+        await authz.check(request, "registry_read", agent_id)
         if await registry.get(agent_id) is None:
             return _problem(404, "agent not found")
         return _json({"events": [_dump(e) for e in await registry.events(agent_id)]})
@@ -125,6 +150,7 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
         version = data.get("version") if isinstance(data, dict) else None
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             return _problem(400, "version must be an integer")
+        await authz.check(request, action, agent_id, version=version)
         record = await registry.transition(
             agent_id, _ACTIONS[action], actor=actor(request), version=version
         )
@@ -141,9 +167,14 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
         Route("/admin/v1/agents/{agent_id}/events", events, methods=["GET"]),
         Route("/admin/v1/agents/{agent_id}/{action}", change_state, methods=["POST"]),
     ]
+    if approvals is not None:  # C3 held requests (admin/approvals.py)
+        routes += approval_routes(approvals, authz)
+    routes += extra_routes or []  # e.g. detection and playbooks (admin/playbooks.py)
     app = Starlette(routes=routes)
+    app.add_exception_handler(ApprovalError, approval_error)
 
     app.add_exception_handler(BadRequest, _bad_request)
+    app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(InvalidCard, _invalid_card)
     app.add_exception_handler(RegistryError, _registry_error)
     for storage_error in STORAGE_ERRORS:
@@ -151,7 +182,15 @@ def build_admin_app(registry: RegistryService) -> ASGIApp:
 
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
-        if scope["path"] != "/admin/v1/openapi.json" and not authorized(request):
+        found = await jwt_auth.check(request.headers)
+        if isinstance(found, Refusal):
+            response = _problem(found.status, found.message)
+            if found.challenge:
+                response.headers["WWW-Authenticate"] = found.challenge
+            return await response(scope, receive, send)
+        if found is not None:  # an authenticated person or service: Cedar decides each action
+            scope.setdefault("state", {})["identity"] = found
+        elif scope["path"] != "/admin/v1/openapi.json" and not authorized(request):
             response = _problem(401, "admin access requires the admin token (or loopback)")
             response.headers["WWW-Authenticate"] = 'Bearer realm="maestro-admin"'
             return await response(scope, receive, send)
@@ -171,6 +210,10 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (
 async def _storage_error(request: Request, exc: Exception) -> Response:
     log.error("registry store failed", extra={"error": repr(exc)})
     return _problem(503, "registry store unavailable; nothing was changed")
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    return _problem(403, str(exc))
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

@@ -17,8 +17,55 @@ def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 
 _ERRORS = {
     "400": _resp("malformed request", _ERROR),
-    "401": _resp("admin token missing or wrong", _ERROR),
+    "401": _resp("no valid admin credential (admin token, loopback, or an admin JWT)", _ERROR),
+    "403": _resp("not permitted by policy (Cedar decision id in the message)", _ERROR),
     "404": _resp("no such agent", _ERROR),
+    "503": _resp("a store or the audit log is unavailable; nothing was changed", _ERROR),
+}
+
+
+def _op(summary: str, *params: str, body: bool = False) -> dict[str, Any]:
+    """A JSON operation of the approvals, grants, playbooks and detection routes."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in params
+        ],
+        "responses": {"200": _resp("result", {"type": "object"}), **_ERRORS},
+    }
+    if body:
+        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    return op
+
+
+_MORE_PATHS: dict[str, Any] = {
+    "/admin/v1/approvals": {"get": _op("Held requests (C3), newest first; ?state=&limit=")},
+    "/admin/v1/approvals/{hold_id}": {
+        "get": _op("The exact held payload with its risk findings", "hold_id")
+    },
+    "/admin/v1/approvals/{hold_id}/approve": {
+        "post": _op(
+            "Approve a held request (approver with MFA; not the requester)", "hold_id", body=True
+        )
+    },
+    "/admin/v1/approvals/{hold_id}/deny": {
+        "post": _op("Deny a held request", "hold_id", body=True)
+    },
+    "/admin/v1/grants": {
+        "get": _op("Just-in-time grants (C17)"),
+        "post": _op("Issue a grant (approver with MFA; never to oneself)", body=True),
+    },
+    "/admin/v1/grants/{grant_id}": {"get": _op("One grant", "grant_id")},
+    "/admin/v1/grants/{grant_id}/revoke": {"post": _op("Revoke a grant", "grant_id", body=True)},
+    "/admin/v1/playbooks": {"get": _op("Response playbooks (C21)")},
+    "/admin/v1/playbooks/actions": {"get": _op("Actions taken by playbooks")},
+    "/admin/v1/playbooks/actions/{action_id}/revert": {
+        "post": _op("Revert an action (audited)", "action_id", body=True)
+    },
+    "/admin/v1/playbooks/enforcement": {"get": _op("Measures in force")},
+    "/admin/v1/detect/findings": {"get": _op("Recent behavioural findings (C15)")},
+    "/admin/v1/detect/stats": {"get": _op("Detector statistics")},
 }
 
 OPENAPI: dict[str, Any] = {
@@ -55,6 +102,10 @@ OPENAPI: dict[str, Any] = {
                     "card": {"type": "object", "description": "An A2A Agent Card"},
                     "upstream_url": {"type": "string", "format": "uri"},
                     "tenant": {"type": "string"},
+                    "expected_spiffe_id": {
+                        "type": "string",
+                        "description": "The SPIFFE ID the agent must present over mTLS",
+                    },
                 },
             },
             "StateChange": {"type": "object", "properties": {"version": {"type": "integer"}}},
@@ -118,5 +169,6 @@ OPENAPI: dict[str, Any] = {
             }
             for action in ("activate", "suspend", "retire")
         },
+        **_MORE_PATHS,
     },
 }

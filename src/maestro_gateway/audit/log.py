@@ -192,6 +192,25 @@ class AuditLog:
             self._wake.set()
         return seq
 
+    def append_nowait(self, record: Mapping[str, Any]) -> int:
+        """Queue a non-critical ``record`` without waiting (for callers that cannot await).
+
+        Raises AuditUnavailable when the queue is full or the log stopped: the caller decides
+        whether that refuses its request."""
+        if self._stopped is not None:
+            raise AuditUnavailable(str(self._stopped)) from self._stopped
+        if self._signer is None:
+            raise AuditUnavailable("audit log was opened read-only (no signer)")
+        if len(self._pending) >= self._max_pending:
+            raise AuditUnavailable(f"{len(self._pending)} audit entries wait to be written")
+        seq, ts = self._next_seq, stamp(self._clock())
+        entry = encode_entry(seq, ts, record)
+        self._next_seq += 1
+        self._pending.append(_Pending(seq, ts, merkle.leaf_hash(entry), entry, False))
+        if len(self._pending) >= self._max_batch:
+            self._wake.set()
+        return seq
+
     async def flush(self) -> None:
         """Write everything queued so far (batches of ``max_batch``, one checkpoint each).
 

@@ -4,6 +4,7 @@ answered, the rest batched. Disabled, every call is a no-op."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from maestro_gateway.audit._store import AuditUnavailable
@@ -18,6 +19,8 @@ class AuditRecorder:
     def __init__(self, cfg: AuditConfig) -> None:
         self.cfg = cfg
         self._log: AuditLog | None = None
+        # Called with every record before it is appended; must not block (the SIEM's enqueue).
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -42,14 +45,29 @@ class AuditRecorder:
 
     async def critical(self, event: dict[str, Any]) -> int | None:
         """Append and wait until it is on disk. Raises AuditUnavailable if it cannot be."""
+        for observe in self.observers:
+            observe(event)
         if self._log is None:
             if self.cfg.enabled:
                 raise AuditUnavailable("audit log is not open")
             return None
         return await self._log.append(event, critical=True)
 
+    def note_nowait(self, event: dict[str, Any]) -> None:
+        """Queue for the next batch from synchronous code (e.g. a guard's decision record)."""
+        for observe in self.observers:
+            observe(event)
+        if self._log is None:
+            return
+        try:
+            self._log.append_nowait(event)
+        except AuditUnavailable as exc:
+            log.error("audit append failed", extra={"error": str(exc), "event": event.get("type")})
+
     async def note(self, event: dict[str, Any]) -> None:
         """Append in the next batch; a failure is logged (the request is not held for it)."""
+        for observe in self.observers:
+            observe(event)
         if self._log is None:
             return
         try:

@@ -14,6 +14,8 @@ from typing import Any
 
 import uvicorn
 
+from maestro_gateway.spiffe.tls import SvidPaths
+
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT = 10.0
@@ -70,7 +72,12 @@ class AgentServers:
         """Stop every server: cancel running agent tasks, then shut uvicorn down (bounded)."""
         running, self._running = self._running, []
         for item in running:  # ends open SSE streams so uvicorn need not wait for them
-            handler = getattr(getattr(item.app, "state", None), "a2a_handler", None)
+            inner = item.app
+            for _ in range(4):  # under wrappers such as GatewayOnly (``.app``)
+                if getattr(inner, "state", None) is not None:
+                    break
+                inner = getattr(inner, "app", inner)
+            handler = getattr(getattr(inner, "state", None), "a2a_handler", None)
             if handler is not None:
                 with contextlib.suppress(Exception):
                     await handler.aclose()
@@ -129,14 +136,19 @@ AppFactory = Callable[[str], Any]
 async def serve_apps(
     apps: Mapping[str, AppFactory] | Iterable[tuple[str, AppFactory, int]],
     host: str = "127.0.0.1",
+    tls: Mapping[str, SvidPaths] | None = None,
 ) -> AgentServers:
     """Serve ASGI apps in-process, each on its own port; ``urls`` is keyed like ``apps``.
 
     ``apps`` maps a name to a factory (port 0, i.e. any free port) or is a sequence of
     ``(name, factory, port)``. Each socket is bound before its app is built, so the factory
     gets the real ``http://host:port`` base URL. Signal handlers and logging config are left
-    untouched (uvicorn gets ``log_config=None``, no signal capture).
+    untouched (uvicorn gets ``log_config=None``, no signal capture). Apps named in ``tls`` are
+    served on ``https://`` with that SVID, client certificates required, on the gateway's
+    protocol that exposes them to the app (``maestro_gateway.agent.serve.tls_options``).
     """
+    from maestro_gateway.agent.serve import tls_options
+
     entries = [(k, f, 0) for k, f in apps.items()] if isinstance(apps, Mapping) else list(apps)
     servers = AgentServers()
     try:
@@ -144,7 +156,9 @@ async def serve_apps(
             if key in servers.urls:
                 raise ValueError(f"duplicate server name {key!r}")
             sock = _bind(host, port)
-            base_url = f"http://{_url_host(host)}:{sock.getsockname()[1]}"
+            svid = (tls or {}).get(key)
+            scheme = "https" if svid is not None else "http"
+            base_url = f"{scheme}://{_url_host(host)}:{sock.getsockname()[1]}"
             try:
                 app = factory(base_url)
             except Exception:
@@ -156,6 +170,7 @@ async def serve_apps(
                 access_log=False,
                 lifespan="auto",  # apps without lifespan support are fine too
                 timeout_graceful_shutdown=2,
+                **(tls_options(svid) if svid is not None else {}),
             )
             server = _InProcessServer(config)
             task = asyncio.create_task(server.serve(sockets=[sock]), name=f"serve:{key}")
@@ -174,21 +189,30 @@ async def serve_agents(
     host: str = "127.0.0.1",
     *,
     long_job_seconds: float = 30.0,
+    tls: Mapping[str, SvidPaths] | None = None,
+    guard: Callable[[str, Any], Any] | None = None,
 ) -> AgentServers:
     """Start one uvicorn server per demo agent spec in this event loop (see :func:`serve_apps`).
 
     A plain string spec is a kind served on A2A 1.0 at any free port. ``urls`` is keyed by
-    :attr:`AgentSpec.key`.
+    :attr:`AgentSpec.key`. ``tls`` serves the named agents over mTLS; ``guard(key, app)``
+    wraps each agent app (e.g. in ``GatewayOnly``).
     """
     from maestro_gateway.demo.agents import build_agent_app  # agents re-exports this module
 
     entries: list[tuple[str, AppFactory, int]] = []
     for spec in map(_as_spec, specs):
-        factory = functools.partial(
+        factory: AppFactory = functools.partial(
             _agent_app, build_agent_app, spec.kind, spec.protocol, long_job_seconds
         )
+        if guard is not None:
+            factory = functools.partial(_guarded, guard, spec.key, factory)
         entries.append((spec.key, factory, spec.port))
-    return await serve_apps(entries, host)
+    return await serve_apps(entries, host, tls)
+
+
+def _guarded(guard: Callable[[str, Any], Any], key: str, build: AppFactory, base_url: str) -> Any:
+    return guard(key, build(base_url))
 
 
 def _agent_app(

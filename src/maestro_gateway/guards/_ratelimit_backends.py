@@ -153,6 +153,20 @@ class MemoryBackend:
             else:
                 in_flight.pop(slot, None)
 
+    def debit(self, items: Sequence[RateItem]) -> None:
+        """Add costs to GCRA keys unconditionally (charged after the response): later requests
+        on those keys wait until the debt is paid."""
+        now = self._clock()
+        for limit, key, increment in items:
+            table = self._tables.get(limit.name)
+            if table is None:
+                table = self._tables[limit.name] = OrderedDict()
+            tat = table.pop(key, None)
+            if tat is None:
+                self._make_room(table, now)
+                tat = now
+            table[key] = max(tat, now) + increment
+
     def size(self) -> int:
         """Keys held: rate keys plus in-flight concurrency keys."""
         return sum(len(t) for t in self._tables.values()) + len(self._in_flight)
@@ -260,6 +274,17 @@ class RateLimiter:
         task = self.release_soon(d, concs)
         if task is not None:
             await asyncio.shield(task)
+
+    async def debit(self, d: Decision, items: list[RateItem]) -> None:
+        """Charge costs known only after the response to the keys ``d`` decided. A Redis
+        failure is logged: the request has already been answered, so there is nothing to deny."""
+        if d.backend == "redis" and self.redis is not None:
+            try:
+                await self.redis.debit(items)
+            except BackendUnavailable as exc:
+                log.warning("rate-limit cost not charged", extra={"error": str(exc)})
+        else:
+            self.local.debit(items)
 
     def refresh(self, d: Decision, concs: list[ConcItem]) -> None:
         """Extend a long stream's Redis leases (no-op for in-process slots)."""

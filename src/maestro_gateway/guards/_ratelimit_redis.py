@@ -82,6 +82,20 @@ end
 return 1
 """
 
+# KEYS: GCRA keys; ARGV[i]: the cost to add to KEYS[i] (µs), unconditionally (a debit).
+_DEBIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or 0)
+  if tat < now then tat = now end
+  tat = tat + tonumber(ARGV[i])
+  local ttl = math.ceil((tat - now) / 1000) + 1
+  redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', string.format('%d', ttl))
+end
+return 1
+"""
+
 
 def _part(value: str) -> str:
     return value.replace("%", "%25").replace(":", "%3A")
@@ -114,7 +128,7 @@ class RedisBackend:
         self._client: Redis = Redis.from_pool(pool)
         self._prefix = key_prefix
         self._lease_us = str(round(lease_s * 1_000_000))
-        self._shas = {s: hashlib.sha1(s.encode()).hexdigest() for s in (_DECIDE, _LEASE)}
+        self._shas = {s: hashlib.sha1(s.encode()).hexdigest() for s in (_DECIDE, _LEASE, _DEBIT)}
         self._tokens = itertools.count()
         self._instance = os.urandom(6).hex()
 
@@ -164,6 +178,11 @@ class RedisBackend:
         """Extend the leases of held slots (long streams); a slot already lost stays lost."""
         keys = [self.key("c", climit.name, ckey) for climit, ckey in concs]
         await self._run(_LEASE, keys, [token, self._lease_us])
+
+    async def debit(self, items: Sequence[RateItem]) -> None:
+        """Add costs to GCRA keys after the fact (e.g. units an agent reported)."""
+        keys = [self.key("r", limit.name, key) for limit, key, _ in items]
+        await self._run(_DEBIT, keys, [repr(increment * 1e6) for _, _, increment in items])
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -25,7 +25,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -59,6 +59,7 @@ __all__ = [
     "RateLimiter",
     "RateSpec",
     "build_limiter",
+    "charge_response",
     "release",
     "response_headers",
 ]
@@ -97,10 +98,19 @@ def parse_rate(text: str) -> RateSpec:
 
 
 class LimitCost(_Model):
-    """What one request costs: a flat part plus a part per KiB of request body."""
+    """What one request costs: a flat part plus a part per KiB of request body, plus the units
+    the agent reports in a response header (charged after the response)."""
 
     per_request: float = Field(1.0, ge=0)
     per_body_kb: float = Field(0.0, ge=0)
+    response_header: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$",
+        description="e.g. X-Maestro-Cost: the agent's reported units, charged after the call.",
+    )
+    max_response_units: float = Field(
+        1000.0, gt=0, description="Cap on the units one response may charge."
+    )
 
 
 class RateLimitRule(_Model):
@@ -223,7 +233,16 @@ def _key_function(fields: Sequence[str]) -> Callable[[RequestContext], tuple[str
 class _Held:
     """What a request took (kept in ``ctx.extra["ratelimit"]``): for headers and release."""
 
-    __slots__ = ("concs", "decision", "limiter", "policies", "rates", "refreshed", "released")
+    __slots__ = (
+        "charges",
+        "concs",
+        "decision",
+        "limiter",
+        "policies",
+        "rates",
+        "refreshed",
+        "released",
+    )
 
     def __init__(
         self,
@@ -237,6 +256,7 @@ class _Held:
         self.policies = policies
         self.released = not concs
         self.refreshed = time.monotonic() if concs else 0.0
+        self.charges: list[tuple[GcraLimit, tuple[str, ...], bytes, float]] = []
 
     async def release(self) -> None:
         if not self.released:
@@ -260,7 +280,16 @@ class _HeldSlots(_Held):
 class _Rule:
     """A rule compiled for the hot path."""
 
-    __slots__ = ("key", "limit", "methods", "per_kb", "per_request", "policy")
+    __slots__ = (
+        "header",
+        "key",
+        "limit",
+        "max_units",
+        "methods",
+        "per_kb",
+        "per_request",
+        "policy",
+    )
 
     def __init__(self, fields: Sequence[str], methods: Sequence[str], policy: str) -> None:
         self.key = _key_function(fields)
@@ -268,6 +297,8 @@ class _Rule:
         self.policy = policy
         self.per_request = self.per_kb = 0.0
         self.limit: Any = None
+        self.header: bytes | None = None  # response header with units to charge afterwards
+        self.max_units = 0.0
 
 
 def _num(x: float) -> str:
@@ -292,6 +323,9 @@ class RateLimitGuard:
             rule = _Rule(r.key, r.methods, f'"{r.name}";q={q};w={w}')
             rule.limit = GcraLimit(r.name, interval, burst * interval)
             rule.per_request, rule.per_kb = r.cost.per_request, r.cost.per_body_kb / 1024
+            if r.cost.response_header:
+                rule.header = r.cost.response_header.lower().encode("ascii")
+                rule.max_units = r.cost.max_response_units
             self._rates.append(rule)
         self._concs: list[_Rule] = []
         for c in cfg.concurrency:
@@ -337,9 +371,11 @@ class RateLimitGuard:
             )
         if not d.allowed:
             return _refusal((*rate_rules, *conc_rules)[d.index], d, d.index < len(rates))
-        ctx.extra["ratelimit"] = (_HeldSlots if concs else _Held)(
-            limiter, rates, concs, d, policies
-        )
+        held = (_HeldSlots if concs else _Held)(limiter, rates, concs, d, policies)
+        for rule, (limit, key, _) in zip(rate_rules, rates, strict=True):
+            if rule.header is not None:
+                held.charges.append((limit, key, rule.header, rule.max_units))
+        ctx.extra["ratelimit"] = held
         return ALLOW
 
     async def on_response(self, ctx: RequestContext, payload: JSON) -> Verdict:
@@ -384,6 +420,30 @@ async def release(ctx: RequestContext) -> None:
     held = ctx.extra.pop("ratelimit", None)
     if isinstance(held, _Held) and not held.released:
         await held.release()
+
+
+async def charge_response(ctx: RequestContext, headers: Mapping[bytes, bytes]) -> None:
+    """Charge the units an agent reported in its response (``cost.response_header``) to the
+    caller's keys of the limits that asked for it: a GCRA debit, so the caller's next requests
+    wait until it is paid. Missing, non-numeric or negative values charge nothing; each is
+    capped at ``max_response_units``. Never raises (the response is already on its way)."""
+    held = ctx.extra.get("ratelimit")
+    if not isinstance(held, _Held) or not held.charges or not headers:
+        return
+    items: list[RateItem] = []
+    for limit, key, header, cap in held.charges:
+        raw = headers.get(header)
+        if raw is None:
+            continue
+        try:
+            units = float(raw.strip())
+        except ValueError:
+            log.warning("agent cost header is not a number", extra={"limit": limit.name})
+            continue
+        if math.isfinite(units) and units > 0:
+            items.append((limit, key, min(units, cap) * limit.interval))
+    if items:
+        await held.limiter.debit(held.decision, items)
 
 
 def response_headers(ctx: RequestContext) -> list[tuple[str, str]]:

@@ -259,6 +259,17 @@ class SqlRegistryStore(ABC):
             )
         return {r["agent_id"]: _version(r) for r in rows}
 
+    async def table_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row of the registry tables as stored, in one read (for the drift scanner)."""
+        async with self._read() as tx:
+            return {
+                "agents": await tx.all("SELECT * FROM registry_agents ORDER BY agent_id"),
+                "versions": await tx.all(
+                    "SELECT * FROM registry_versions ORDER BY agent_id, version"
+                ),
+                "events": await tx.all("SELECT * FROM registry_events ORDER BY id"),
+            }
+
     @staticmethod
     async def _version(tx: Tx, agent_id: str, number: int) -> AgentVersion:
         row = await tx.one(

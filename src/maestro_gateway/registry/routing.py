@@ -31,6 +31,7 @@ class Target:
     skills: frozenset[str] = frozenset()
     version: int = 1
     tenant: str | None = None
+    expected_spiffe_id: str | None = None  # C12: the SPIFFE ID the agent must present on mTLS
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import orjson
 from maestro_gateway.audit._store import AuditUnavailable
 from maestro_gateway.audit.recorder import AuditRecorder
 from maestro_gateway.config import GatewayConfig
+from maestro_gateway.guards.firewall import card_poisoning
 from maestro_gateway.registry.cards import (
     GatewaySigner,
     InvalidCard,
@@ -36,6 +39,7 @@ from maestro_gateway.registry.models import (
 )
 from maestro_gateway.registry.routing import ROUTER_ID, Directory, Target
 from maestro_gateway.registry.store import RegistryStore, open_store
+from maestro_gateway.spiffe._fetch import UpstreamError, get_mtls
 
 log = logging.getLogger("maestro_gateway.registry")
 
@@ -54,6 +58,9 @@ class RegistryService:
         self._served: dict[str, dict[str, Any]] = {}
         self._router_card: dict[str, Any] | None = None
         self._trusted: dict[str, dict[str, Any]] = {}
+        # C12 (docs/mtls.md): https card fetches use the gateway's SVID and check the agent's.
+        self.card_ssl: ssl.SSLContext | None = None
+        self.verify_peer: Callable[[object, str | None], object] | None = None
 
     @property
     def store(self) -> RegistryStore:
@@ -94,7 +101,12 @@ class RegistryService:
             if await self.store.get(seed.id) is not None:
                 continue
             try:
-                await self.register(seed.id, card_url=seed.card_url, actor="config")
+                await self.register(
+                    seed.id,
+                    card_url=seed.card_url,
+                    actor="config",
+                    expected_spiffe_id=seed.expected_spiffe_id,
+                )
                 if seed.activate:
                     await self.transition(seed.id, AgentState.ACTIVE, actor="config")
             except (InvalidCard, aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -102,6 +114,9 @@ class RegistryService:
 
     async def refresh(self) -> None:
         snapshot = await self.store.active_snapshot()
+        active = await self.store.list_agents(AgentState.ACTIVE)
+        spiffe_ids = {r.agent_id: r.expected_spiffe_id for r in active if r.expected_spiffe_id}
+        tenants = {r.agent_id: r.tenant for r in active if r.tenant}  # C8 tenant isolation
         targets: dict[str, Target] = {}
         served: dict[str, dict[str, Any]] = {}
         for agent_id, version in snapshot.items():
@@ -117,6 +132,8 @@ class RegistryService:
                 version.card,
                 skills,
                 version.version,
+                tenant=tenants.get(agent_id),
+                expected_spiffe_id=spiffe_ids.get(agent_id),
             )
             served[agent_id] = self.served_card(agent_id, version.card)
         self.directory.replace(targets)
@@ -136,22 +153,29 @@ class RegistryService:
     def public_jwks(self) -> dict[str, Any]:
         return self.signer.public_jwks()
 
-    async def fetch_card(self, url: str) -> dict[str, Any]:
-        """GET an agent card (a base URL gets the well-known path), bounded in size and time."""
+    async def fetch_card(self, url: str, expected_spiffe_id: str | None = None) -> dict[str, Any]:
+        """GET an agent card (a base URL gets the well-known path), bounded in size and time.
+
+        Over https with SPIFFE on, the gateway presents its SVID and the agent must present
+        ``expected_spiffe_id`` (or an ID of the trust domain), as on the data path."""
         if WELL_KNOWN not in url and not url.endswith("/agent.json"):
             url = url.rstrip("/") + WELL_KNOWN
         limit = self.cfg.registry.max_card_bytes
-        timeout = aiohttp.ClientTimeout(total=self.cfg.registry.card_fetch_timeout_s)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, allow_redirects=False) as resp,
-            ):
-                if resp.status != 200:
-                    raise InvalidCard(f"fetching {url}: HTTP {resp.status}")
-                raw = await resp.content.read(limit + 1)
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            raise InvalidCard(f"could not fetch the card at {url}: {type(exc).__name__}") from None
+        if self.card_ssl is not None and url.startswith("https:"):
+            raw = await self._fetch_mtls(url, expected_spiffe_id, limit)
+        else:
+            timeout = aiohttp.ClientTimeout(total=self.cfg.registry.card_fetch_timeout_s)
+            try:
+                async with (
+                    aiohttp.ClientSession(timeout=timeout) as session,
+                    session.get(url, allow_redirects=False) as resp,
+                ):
+                    if resp.status != 200:
+                        raise InvalidCard(f"fetching {url}: HTTP {resp.status}")
+                    raw = await resp.content.read(limit + 1)
+            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+                msg = f"could not fetch the card at {url}: {type(exc).__name__}"
+                raise InvalidCard(msg) from None
         if len(raw) > limit:
             raise InvalidCard(f"card at {url} is larger than {limit} bytes")
         try:
@@ -161,6 +185,22 @@ class RegistryService:
         if not isinstance(card, dict):
             raise InvalidCard(f"card at {url} is not a JSON object")
         return card
+
+    async def _fetch_mtls(self, url: str, expected: str | None, limit: int) -> bytes:
+        """C12: the card over mTLS, from the agent with the expected SPIFFE ID only."""
+        assert self.card_ssl is not None
+        timeout_s = self.cfg.registry.card_fetch_timeout_s
+        try:
+            status, raw = await get_mtls(
+                url, self.card_ssl, self.verify_peer, expected, timeout_s, limit
+            )
+        except UpstreamError as exc:
+            if exc.kind == "identity":
+                raise InvalidCard(f"agent at {url} refused: {exc}") from None
+            raise InvalidCard(f"could not fetch the card at {url}: {exc}") from None
+        if status != 200:
+            raise InvalidCard(f"fetching {url}: HTTP {status}")
+        return raw
 
     async def register(
         self,
@@ -172,6 +212,7 @@ class RegistryService:
         upstream_url: str | None = None,
         tenant: str | None = None,
         owner: str | None = None,
+        expected_spiffe_id: str | None = None,
     ) -> AgentVersion:
         """Validate, verify and store a new version of an agent's card (state: pending)."""
         if agent_id == ROUTER_ID:
@@ -179,8 +220,10 @@ class RegistryService:
         if card is None:
             if not card_url:
                 raise InvalidCard("give a card or a card URL")
-            card = await self.fetch_card(card_url)
+            card = await self.fetch_card(card_url, expected_spiffe_id)
         checked = validate_card(card, max_bytes=self.cfg.registry.max_card_bytes)
+        if reason := card_poisoning(self.cfg.guards.firewall, checked, agent_id):  # C2, T5
+            raise InvalidCard(reason)
         signed, kid = False, None
         if checked.get("signatures"):
             kid = verify_card_signatures(checked, self._trusted)
@@ -188,7 +231,19 @@ class RegistryService:
         elif self.cfg.registry.require_signed_cards:
             raise InvalidCard("card is not signed, and this registry requires signed cards")
         url, protocol_version = card_endpoint(checked)
-        intent = {"agent": agent_id, "actor": actor, "card_sha256": card_sha256(checked)}
+        intent = {
+            "agent": agent_id,
+            "actor": actor,
+            "card_sha256": card_sha256(checked),
+            # what the version row will hold besides the card, so drift scans can compare it
+            "upstream_url": upstream_url or url,
+            "source_url": card_url,
+            "protocol_version": protocol_version,
+            "signed": signed,
+            "signature_kid": kid,
+            "owner": owner or actor,
+            "tenant": tenant,
+        }
         known = await self._audit_intent("registry.register.requested", intent, agent_id)
         version = await self.store.register(
             agent_id,
@@ -201,6 +256,7 @@ class RegistryService:
             protocol_version=protocol_version,
             signed=signed,
             signature_kid=kid,
+            expected_spiffe_id=expected_spiffe_id,
         )
         log.info(
             "agent registered",

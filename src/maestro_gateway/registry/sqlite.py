@@ -8,14 +8,14 @@ serialise against other processes using the same file.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from maestro_gateway._sqlstore import SQLITE_PRAGMAS, SqliteTx, open_sqlite, sqlite_immediate
 from maestro_gateway.registry._sql import SqlRegistryStore, Tx, schema
 
 __all__ = ["SqliteRegistryStore"]
@@ -34,13 +34,7 @@ class SqliteRegistryStore(SqlRegistryStore):
         """Open the file and create the schema if needed (idempotent)."""
         if self._db is not None:
             return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        for pragma in ("foreign_keys = ON", "busy_timeout = 5000", "journal_mode = WAL"):
-            await db.execute(f"PRAGMA {pragma}")
-        self._db = db
+        self._db = await open_sqlite(self.path, ("foreign_keys = ON", *SQLITE_PRAGMAS))
         async with self._write("") as tx:
             for statement in schema("TEXT", "INTEGER"):
                 await tx.run(statement)
@@ -66,13 +60,8 @@ class SqliteRegistryStore(SqlRegistryStore):
     async def _write(self, agent_id: str) -> AsyncIterator[Tx]:
         async with self._lock:
             db = self._conn()
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            async with sqlite_immediate(db):
                 yield _SqliteTx(db)
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[Tx]:
@@ -80,26 +69,10 @@ class SqliteRegistryStore(SqlRegistryStore):
             yield _SqliteTx(self._conn())
 
 
-class _SqliteTx:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
-
-    async def one(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        async with self._db.execute(sql, _adapt(args)) as cursor:
-            row = await cursor.fetchone()
-        return dict(row) if row is not None else None
-
-    async def all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self._db.execute(sql, _adapt(args)) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
-
-    async def run(self, sql: str, *args: Any) -> None:
-        await self._db.execute(sql, _adapt(args))
-
-
-def _adapt(args: Iterable[Any]) -> tuple[Any, ...]:
-    """Timestamps as ISO-8601 text, booleans as 0/1 (SQLite has neither type)."""
-    return tuple(
-        a.isoformat() if isinstance(a, datetime) else int(a) if isinstance(a, bool) else a
-        for a in args
-    )
+class _SqliteTx(SqliteTx):
+    def _args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Timestamps as ISO-8601 text, booleans as 0/1 (SQLite has neither type)."""
+        return tuple(
+            a.isoformat() if isinstance(a, datetime) else int(a) if isinstance(a, bool) else a
+            for a in args
+        )

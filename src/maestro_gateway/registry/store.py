@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from maestro_gateway._sqlstore import SqliteUrl, parse_url
 from maestro_gateway.registry.models import (
     AgentRecord,
     AgentState,
@@ -100,23 +100,7 @@ def open_store(url: str, *, clock: Callable[[], datetime] | None = None) -> Regi
     - ``postgresql://user@host:port/db`` (or ``postgres://``); an optional ``schema=name``
       query parameter puts the tables in that schema (default ``public``).
     """
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme == "sqlite":
-        if url in ("sqlite://:memory:", "sqlite:///:memory:"):
-            return SqliteRegistryStore(":memory:", clock=clock)
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError("sqlite registry URL needs a path: sqlite:///path/to/file.db")
-        return SqliteRegistryStore(path, clock=clock)
-    if scheme in ("postgresql", "postgres"):
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "schema"), "public")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return PostgresRegistryStore(
-            urlunsplit(parts._replace(query=rest)), schema=schema, clock=clock
-        )
-    raise ValueError(
-        f"unsupported registry URL scheme {scheme or '(none)'!r}: use sqlite:///path/to/file.db, "
-        "sqlite://:memory: or postgresql://..."
-    )
+    target = parse_url(url, "registry")
+    if isinstance(target, SqliteUrl):
+        return SqliteRegistryStore(target.path, clock=clock)
+    return PostgresRegistryStore(target.dsn, schema=target.schema, clock=clock)
