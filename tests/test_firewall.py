@@ -276,3 +276,18 @@ async def test_the_callers_own_request_echoed_back_is_not_an_injection() -> None
     assert (await guard.on_response(ctx, report)).allowed
     report["task"]["artifacts"][0]["parts"][0]["text"] += ATTACKS[0]
     assert (await guard.on_response(ctx, report)).kind is VerdictKind.DENY
+
+
+async def test_a_streamed_echo_of_the_request_is_not_an_injection() -> None:
+    """Artifact chunks that are pieces of the caller's own text pass; a chunk with words the
+    caller never wrote is judged as usual."""
+    guard = FirewallGuard(FirewallGuardConfig())
+    asked = "Show me how to schedule a task to run every Monday on Windows."
+    ctx = message({"text": asked})
+    assert (await guard.on_request(ctx)).allowed
+    for i in range(0, len(asked), 13):
+        chunk = {"artifactUpdate": {"artifact": {"parts": [{"text": asked[i : i + 13]}]}}}
+        assert (await guard.on_stream_event(ctx, chunk)).allowed
+    other = message({"text": "hello there, how are you today?"})
+    event = {"artifactUpdate": {"artifact": {"parts": [{"text": asked}]}}}
+    assert (await guard.on_stream_event(other, event)).kind is VerdictKind.DENY

@@ -154,3 +154,21 @@ def test_extra_policy_files_add_to_the_default(tmp_path: Path) -> None:
     assert night.policies == ("no-nights",)
     assert day.allowed
     assert bundle.version != ENGINE.bundle.version
+
+
+def test_cached_decisions_follow_the_bundle_and_keep_fresh_ids() -> None:
+    """A repeated decision is answered from cache with its own decision id; after a swap the
+    new bundle decides."""
+    engine = PolicyEngine(PolicyBundle.parse(default_policy_text(), "default"))
+    (p_ref, p_ent), (r_ref, r_ent) = user("u"), agent()
+    ctx = {"identity_required": True}
+    first = engine.decide(p_ref, "invoke", r_ref, ctx, [p_ent, r_ent])
+    again = engine.decide(p_ref, "invoke", r_ref, ctx, [p_ent, r_ent])
+    assert first.allowed
+    assert again.allowed
+    assert first.decision_id != again.decision_id
+    forbid = '@id("closed")\nforbid (principal, action, resource);'
+    engine.swap(PolicyBundle.parse(default_policy_text() + forbid, "closed"))
+    after = engine.decide(p_ref, "invoke", r_ref, ctx, [p_ent, r_ent])
+    assert not after.allowed
+    assert after.policies == ("closed",)

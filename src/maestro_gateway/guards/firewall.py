@@ -297,11 +297,15 @@ class FirewallGuard:
 
 
 def _without_echo(texts: list[str], asked: object) -> list[str]:
-    """Agent output with verbatim copies of the caller's own request text blanked out."""
+    """Agent output without the caller's own request text: verbatim copies are blanked out,
+    and texts that are only a piece of it are dropped."""
     if not isinstance(asked, list) or not asked:
         return texts
     out = []
     for text in texts:
+        stripped = text.strip()
+        if stripped and any(stripped in phrase for phrase in asked):
+            continue  # a piece of the caller's words (e.g. one chunk of a streamed echo)
         for phrase in asked:
             if phrase in text:
                 text = text.replace(phrase, " ")

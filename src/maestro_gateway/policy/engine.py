@@ -138,6 +138,7 @@ class PolicyEngine:
     def __init__(self, bundle: PolicyBundle) -> None:
         self._bundle = bundle
         self._entity_cache: dict[bytes, Any] = {}
+        self._decisions: dict[tuple[Any, ...], tuple[bool, tuple[str, ...], tuple[str, ...]]] = {}
 
     @property
     def bundle(self) -> PolicyBundle:
@@ -159,16 +160,32 @@ class PolicyEngine:
         """Decide one request. ``principal`` and ``resource`` are ``{"type", "id"}`` uids;
         ``entities`` hold their attributes (and parents). Any failure is a deny."""
         bundle = self._bundle
+        context_json = orjson.dumps(context)
+        entities_json = orjson.dumps(entities)
         request = {
             "principal": principal,
             "action": {"type": "Action", "id": action},
             "resource": resource,
-            "context": orjson.dumps(context).decode(),
+            "context": context_json.decode(),
         }
         inputs = {"request": {**request, "context": context}, "entities": entities}
         decision_id = uuid.uuid4().hex
+        # Cedar is deterministic: the same bundle, request and entities give the same answer.
+        key = (
+            bundle.version,
+            action,
+            orjson.dumps(principal),
+            orjson.dumps(resource),
+            context_json,
+            entities_json,
+        )
+        hit = self._decisions.get(key)
+        if hit is not None:
+            allowed, reasons, errors = hit
+            return Decision(allowed, decision_id, action, reasons, errors, bundle.version, inputs)
         try:
-            result = cedarpy.is_authorized(request, bundle.policies, self._entities(entities))
+            handle = self._entities(entities_json)
+            result = cedarpy.is_authorized(request, bundle.policies, handle)
             allowed = result.decision == cedarpy.Decision.Allow
             diagnostics = result.diagnostics
             ids = diagnostics.id_annotations_by_reason
@@ -176,14 +193,24 @@ class PolicyEngine:
             errors = tuple(str(e) for e in diagnostics.errors)
         except Exception as exc:  # the engine failing is a decision too: deny
             log.error("policy evaluation failed", extra={"error": repr(exc), "action": action})
-            allowed, reasons, errors = False, (), (f"engine failure: {exc!r}",)
+            return Decision(
+                False,
+                decision_id,
+                action,
+                (),
+                (f"engine failure: {exc!r}",),
+                bundle.version,
+                inputs,
+            )
         if errors:
             allowed = False  # an evaluation error never lets a request through
+        if len(self._decisions) >= 8192:
+            self._decisions.clear()
+        self._decisions[key] = (allowed, reasons, errors)
         return Decision(allowed, decision_id, action, reasons, errors, bundle.version, inputs)
 
-    def _entities(self, entities: list[dict[str, Any]]) -> Any:
+    def _entities(self, key: bytes) -> Any:
         """A parsed entity set, cached: the same caller on the same agent parses once."""
-        key = orjson.dumps(entities)
         handle = self._entity_cache.get(key)
         if handle is None:
             handle = cedarpy.Entities.from_json_str(key.decode())
