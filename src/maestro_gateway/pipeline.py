@@ -57,7 +57,8 @@ def ordered_guards(
        blocked or revoked is refused before it costs anything and before it consumes any
        rate-limit budget; its checks are dict lookups.
     2. authn (C4) — before the rate limit: the principal must be known before a
-       principal-keyed limit counts it (an unauthenticated caller is limited by source), and a
+       principal-keyed limit counts it (unauthenticated callers share the key `anonymous`;
+       key a limit on `source` too to separate them), and a
        caller without a good credential, or with a login too weak for this agent or skill
        (RFC 9470 step-up), must not reach validation, content scanning, policy or the agent.
        With cached keys it costs a few µs; a first-seen token one signature check.

@@ -51,15 +51,10 @@ def _waf(cfg: GuardsConfig, opts: Options) -> Scanner:
             Finding(f.family.upper(), f.start, f.end, str(f.rule_id), float(f.score)) for f in found
         )
         verdict: ScanVerdict = "block" if score >= waf.inbound_threshold else "allow"
-        return ScanResult(
-            verdict, float(score), findings, details={"transform": _transforms(found)}
-        )
+        transforms = sorted({f.transform for f in found})
+        return ScanResult(verdict, float(score), findings, details={"transform": transforms})
 
     return run
-
-
-def _transforms(found: list[Any]) -> list[str]:
-    return sorted({f.transform for f in found})
 
 
 def _sanitize(cfg: GuardsConfig, opts: Options) -> Scanner:

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from maestro_gateway.guards._payload import Obj as _Obj
+from maestro_gateway.guards._payload import PayloadWalk
+from maestro_gateway.guards._payload import field as _field
+from maestro_gateway.guards._payload import items as _items
 from maestro_gateway.scanning import Finding
 from maestro_gateway.types import ALLOW, JSON, Verdict
 
@@ -34,7 +37,6 @@ _RECENT = 64
 _MAX_STREAMS = 64
 _GROUP = re.compile(r"[+(]?[\dA-Z]{1,6}[)\-./]?|[\d()+\-./]{1,8}")
 _SUSPICIOUS = re.compile(r"\d|@|_|://|[=+/\\]|-----|[A-Z]{2}|[a-z][A-Z]")
-_Obj = dict[str, Any]
 
 
 def hold_start(buf: str, cap: int) -> int:
@@ -78,7 +80,7 @@ class Stream:
     recent: str = ""
 
 
-class Walk:
+class Walk(PayloadWalk):
     """One payload through the scanner; collects what was found for the verdict."""
 
     def __init__(self, dlp: Dlp, streams: dict[tuple[str, str], Stream] | None) -> None:
@@ -135,22 +137,6 @@ class Walk:
         state.held = buf[cut:]
         state.recent = (recent + buf[:cut])[-_RECENT:]
         return out
-
-    def result(self, obj: JSON) -> JSON:
-        if not isinstance(obj, dict):
-            return obj
-        if "parts" in obj and "messageId" in obj:
-            return self.message(obj)
-        if "status" in obj and "id" in obj:
-            return self.task(obj)
-        out = _field(obj, "message", self.message)
-        out = _field(out, "task", self.task)
-        out = _field(out, "statusUpdate", lambda u: _field(u, "status", self.status))
-        out = _field(out, "artifactUpdate", self.artifact_update)
-        return _items(out, "tasks", self.task)
-
-    def status(self, status: _Obj) -> _Obj:
-        return _field(status, "message", self.message)
 
     def message(self, message: _Obj) -> _Obj:
         return _items(message, "parts", self.part)
@@ -214,18 +200,3 @@ class Walk:
         ):
             return event
         return {**event, "artifact": {**art, "parts": parts}}
-
-
-def _field(obj: _Obj, key: str, fn: Callable[[_Obj], _Obj]) -> _Obj:
-    value = obj.get(key)
-    if not isinstance(value, dict) or (new := fn(value)) is value:
-        return obj
-    return {**obj, key: new}
-
-
-def _items(obj: _Obj, key: str, fn: Callable[[_Obj], _Obj]) -> _Obj:
-    value = obj.get(key)
-    if not isinstance(value, list):
-        return obj
-    new = [fn(v) if isinstance(v, dict) else v for v in value]
-    return obj if all(a is b for a, b in zip(new, value, strict=True)) else {**obj, key: new}

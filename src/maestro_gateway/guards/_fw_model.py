@@ -19,7 +19,7 @@ import json
 import re
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -149,30 +149,28 @@ def segments(text: str) -> list[str]:
     return out
 
 
-class Model:
-    """A calibrated linear model over ``featurize`` features."""
+class LinearModel:
+    """A calibrated linear model: weights over hashed features, a bias, a Platt scale, and
+    the training metadata; saved and loaded as one ``.npz``. Subclasses set the feature count."""
+
+    N_FEATURES: int = N_FEATURES
+    LABEL = "model"
 
     def __init__(
         self, weights: FloatArray, bias: float, platt: tuple[float, float], meta: dict[str, Any]
     ) -> None:
-        if weights.shape != (N_FEATURES,):
-            raise ValueError(f"model has {weights.shape} weights, expected ({N_FEATURES},)")
+        if weights.shape != (self.N_FEATURES,):
+            raise ValueError(
+                f"{self.LABEL} has {weights.shape} weights, expected ({self.N_FEATURES},)"
+            )
         self.weights = weights
         self.bias = bias
         self.platt_a, self.platt_b = platt
         self.meta = meta
 
-    def margin(self, idx: IntArray, val: FloatArray) -> float:
-        return float(np.dot(self.weights[idx], val)) + self.bias
-
     def probability(self, margin: float) -> float:
         z = self.platt_a * margin + self.platt_b
         return float(1.0 / (1.0 + np.exp(-z))) if z > -500 else 0.0
-
-    def score(
-        self, text: str, signals: frozenset[str] | set[str] = frozenset(), domain: str = "direct"
-    ) -> float:
-        return self.probability(self.margin(*featurize(text, signals, domain)))
 
     def save(self, path: Path) -> None:
         np.savez_compressed(
@@ -183,12 +181,32 @@ class Model:
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
         )
 
+    @classmethod
+    def read(cls, path: str) -> Self:
+        """The model saved at ``path`` (see ``save``)."""
+        with np.load(path, allow_pickle=False) as data:
+            platt = data["platt"]
+            return cls(
+                data["weights"].astype(np.float32),
+                float(data["bias"][0]),
+                (float(platt[0]), float(platt[1])),
+                json.loads(str(data["meta"])),
+            )
+
+
+class Model(LinearModel):
+    """A calibrated linear model over ``featurize`` features."""
+
+    def margin(self, idx: IntArray, val: FloatArray) -> float:
+        return float(np.dot(self.weights[idx], val)) + self.bias
+
+    def score(
+        self, text: str, signals: frozenset[str] | set[str] = frozenset(), domain: str = "direct"
+    ) -> float:
+        return self.probability(self.margin(*featurize(text, signals, domain)))
+
 
 @functools.lru_cache(maxsize=4)
 def load_model(path: str = str(MODEL_PATH)) -> Model:
     """Load (once per path) a model written by ``scripts/train_firewall.py``."""
-    with np.load(path, allow_pickle=False) as data:
-        weights = data["weights"].astype(np.float32)
-        platt = data["platt"]
-        meta = json.loads(str(data["meta"]))
-        return Model(weights, float(data["bias"][0]), (float(platt[0]), float(platt[1])), meta)
+    return Model.read(path)

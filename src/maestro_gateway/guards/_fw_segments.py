@@ -20,14 +20,14 @@ Everything is vectorised over the document's tokens (``numpy`` only).
 from __future__ import annotations
 
 import functools
-import json
 import re
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from maestro_gateway.guards._fw_model import LinearModel
 
 SEG_DIM = 1 << 18
 DENSE = (
@@ -249,19 +249,12 @@ def seg_model_path(model_path: str | None) -> Path:
     return path.with_name(path.stem + "-seg.npz")
 
 
-class SegmentModel:
+class SegmentModel(LinearModel):
     """The calibrated segment model: ``score`` is the probability that the document carries
     a request addressed to an assistant, with the span of the segment that does."""
 
-    def __init__(
-        self, weights: FloatArray, bias: float, platt: tuple[float, float], meta: dict[str, Any]
-    ) -> None:
-        if weights.shape != (N_SEG_FEATURES,):
-            raise ValueError(f"segment model has {weights.shape} weights")
-        self.weights = weights
-        self.bias = bias
-        self.platt_a, self.platt_b = platt
-        self.meta = meta
+    N_FEATURES = N_SEG_FEATURES
+    LABEL = "segment model"
 
     def score(self, text: str) -> tuple[float, tuple[int, int]]:
         """Calibrated probability of the highest-scoring segment, and its span."""
@@ -270,27 +263,10 @@ class SegmentModel:
             return 0.0, (0, 0)
         margins = segment_margins(feats, self.weights, self.bias)
         best = int(np.argmax(margins))
-        z = self.platt_a * float(margins[best]) + self.platt_b
-        return (float(1.0 / (1.0 + np.exp(-z))) if z > -500 else 0.0), feats.spans[best]
-
-    def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            weights=self.weights.astype(np.float16),
-            bias=np.array([self.bias]),
-            platt=np.array([self.platt_a, self.platt_b]),
-            meta=np.array(json.dumps(self.meta, sort_keys=True)),
-        )
+        return self.probability(float(margins[best])), feats.spans[best]
 
 
 @functools.lru_cache(maxsize=4)
 def load_segment_model(path: str = str(SEG_MODEL_PATH)) -> SegmentModel:
     """Load (once per path) a segment model written by ``scripts/train_firewall.py``."""
-    with np.load(path, allow_pickle=False) as data:
-        platt = data["platt"]
-        return SegmentModel(
-            data["weights"].astype(np.float32),
-            float(data["bias"][0]),
-            (float(platt[0]), float(platt[1])),
-            json.loads(str(data["meta"])),
-        )
+    return SegmentModel.read(path)

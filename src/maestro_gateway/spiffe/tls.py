@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maestro_gateway.spiffe.ids import InvalidSpiffeId, parse_spiffe_id, peer_spiffe_id
+from maestro_gateway.spiffe.ids import peer_spiffe_id
 
 __all__ = ["PeerRefused", "SvidContexts", "SvidPaths", "check_peer"]
 
@@ -110,13 +110,3 @@ class SvidContexts:
         if loaded:
             log.info("SVID rotated", extra={"cert": self.paths.cert})
         return loaded
-
-
-def expected_id(value: str | None) -> str | None:
-    """Validate a configured SPIFFE ID (None passes)."""
-    if value is None:
-        return None
-    try:
-        return parse_spiffe_id(value)
-    except InvalidSpiffeId as exc:
-        raise ValueError(str(exc)) from None
